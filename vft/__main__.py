@@ -1,0 +1,3 @@
+from vft.cli import main
+
+main()

@@ -1,0 +1,84 @@
+"""The `vft` command. Subcommands live in their own modules and are imported on use,
+so `vft --help` never pays for what it does not run."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from vft import __version__
+
+# name -> (module:attribute, one-line help shown by `vft --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "plan": ("vft.cli.plan_cmd:plan_command", "Show what would run, where, and at what cost."),
+    "run": ("vft.cli.run_cmd:run_command", "Run a recipe on a backend."),
+    "runs": ("vft.cli.run_cmd:runs_command", "List runs and their status."),
+    "status": ("vft.cli.run_cmd:status_command", "Show the status of a run."),
+    "logs": ("vft.cli.run_cmd:logs_command", "Print (or follow) a run's logs."),
+    "stop": ("vft.cli.run_cmd:stop_command", "Stop a running run."),
+    "outputs": ("vft.cli.outputs_cmd:outputs_group", "List or download a run's outputs."),
+    "backends": (
+        "vft.cli.backends_cmd:backends_command",
+        "List installed backends and what they can do.",
+    ),
+    "envs": ("vft.cli.envs_cmd:envs_command", "List installed Verifiers environments."),
+    "init": ("vft.cli.plan_cmd:init_command", "Write a commented starter recipe."),
+    "schema": ("vft.cli.plan_cmd:schema_command", "Print the recipe's JSON Schema."),
+    "agent": (
+        "vft.cli.agent_cmd:agent_command",
+        "Run one node's part of a plan (used by backends).",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        target, _ = COMMANDS[cmd_name]
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, short) for name, (_, short) in COMMANDS.items() if name != "agent"]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vft")
+def cli() -> None:
+    """vft: one declarative recipe in, a GRPO training run out.
+
+    \b
+      vft plan examples/recipes/gsm8k.toml --backend modal   what would run, where, at what cost
+      vft run  examples/recipes/smoke.toml                   a real GRPO run on this machine's CPU
+      vft logs smoke -f                                      follow a run's logs
+    """
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    from vft.core.errors import UserError
+
+    try:
+        return cli.main(args=argv, prog_name="vft", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"vft: error: {exc.line()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("vft: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,96 @@
+"""`vft plan`, `vft init`, `vft schema`: everything that looks at a recipe without running it."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import click
+
+from vft.cli.options import backend_option, recipe_argument, set_option
+from vft.core.errors import UserError
+
+STARTER = Path(__file__).resolve().parents[1] / "data" / "starter.toml"
+
+
+@click.command("plan")
+@recipe_argument
+@backend_option
+@set_option
+@click.option("--json", "as_json", is_flag=True, help="Print the Plan JSON (the backend contract).")
+def plan_command(recipe: str, backend: str, overrides: tuple[str, ...], as_json: bool) -> None:
+    """Show what RECIPE would run on a backend: processes, GPUs, memory, cost, warnings.
+
+    Nothing is started and nothing is paid for; every check that can fail before launch
+    runs here.
+    """
+    from vft.core.prepare import prepare
+
+    prepared = prepare(recipe, overrides, backend)
+    if as_json:
+        click.echo(prepared.plan.to_json())
+        return
+    show_plan(prepared.plan, prepared.backend.describe(prepared.plan))
+
+
+def show_plan(plan, extra_rows: list[tuple[str, str]]) -> None:
+    """The human view of a plan; also printed by `vft run --dry-run`."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    where = "cpu" if plan.is_cpu else f"{plan.gpu_type}:{plan.gpus_per_node}"
+    console.print(
+        f"[bold]{plan.name}[/] on [bold]{plan.backend}[/]: {where} x {plan.nodes} node(s)"
+        + (
+            f", inference dp={plan.inference['data_parallel']} tp={plan.inference['tensor_parallel']}"
+            if plan.inference.get("engine")
+            else ", generation in the trainer process"
+        )
+        + f", trainer {plan.trainer['num_processes']} process(es), ZeRO-{plan.trainer['zero_stage']}"
+    )
+    table = Table(show_lines=False, expand=False)
+    for col in ("process", "node", "devices", "command"):
+        table.add_column(col, overflow="fold")
+    for p in plan.processes:
+        table.add_row(p.name, str(p.node), ",".join(map(str, p.devices)) or "-", shlex.join(p.argv))
+    console.print(table)
+    mem = plan.memory
+    if mem.get("trainer_gib_per_gpu") is not None:
+        console.print(
+            f"memory/GPU: trainer ~{mem['trainer_gib_per_gpu']} GiB, inference weights "
+            f"~{mem['inference_weights_gib_per_gpu']} GiB + KV cache "
+            f"~{mem['inference_kv_cache_gib_per_gpu']} GiB, of {mem['gpu_gib']:g} GiB"
+        )
+    cost = plan.cost
+    line = f"cost: ${cost['usd_per_hour']:.2f}/h"
+    if cost.get("usd_per_run") is not None:
+        line += f", ~${cost['usd_per_run']:.2f} for {cost['hours']} h"
+    else:
+        line += " (set resources.step_seconds for a per-run estimate)"
+    console.print(line)
+    for label, text in extra_rows:
+        console.print(f"[bold]{label}:[/] {text}")
+    for w in plan.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+@click.command("init")
+@click.argument("path", default="recipe.toml", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+def init_command(path: str, force: bool) -> None:
+    """Write a commented starter recipe to PATH (default recipe.toml)."""
+    dest = Path(path)
+    if dest.exists() and not force:
+        raise UserError(f"{path} exists; use --force to overwrite it")
+    dest.write_text(STARTER.read_text())
+    click.echo(f"wrote {path}; check it with: vft plan {path}")
+
+
+@click.command("schema")
+def schema_command() -> None:
+    """Print the recipe's JSON Schema (for editor completion and validation)."""
+    from vft.core.recipe import Recipe
+
+    click.echo(json.dumps(Recipe.model_json_schema(), indent=2))

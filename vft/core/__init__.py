@@ -1,0 +1,1 @@
+"""The backend-independent core: recipe, planner, plan, supervisor, runs, plugins."""

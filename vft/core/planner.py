@@ -1,0 +1,351 @@
+"""`plan(recipe, target) -> Plan`: a pure function, no I/O, no GPU, no network."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vft.core.backend import Capabilities
+from vft.core.errors import PlanError
+from vft.core.estimate import (
+    HEADROOM,
+    cost,
+    infer_params_b,
+    inference_memory_gib,
+    trainer_memory_gib,
+)
+from vft.core.layout import Layout, assign, default_inference_gpus
+from vft.core.plan import Plan, Process
+from vft.core.recipe import Recipe
+from vft.core.servers import InferenceServer, ServerPart
+
+DEFAULT_PORTS = {"inference": 8000, "weight_sync": 51216, "rendezvous": 29500, "dp_rpc": 13345}
+TRAINER_ENV = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "NCCL_CUMEM_ENABLE": "0"}
+RUN_DIR = "{{run_dir}}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything the planner needs besides the recipe, gathered (with I/O) by the caller.
+
+    `templates` maps "zero2"/"zero3" to accelerate config templates; `accelerate_config`
+    holds the text of a user-supplied config file when `trainer.deepspeed` is a path.
+    """
+
+    backend: str
+    capabilities: Capabilities
+    server: InferenceServer
+    templates: Mapping[str, str]
+    accelerate_config: str | None = None
+    backend_options: Mapping[str, Any] = field(default_factory=dict)
+    ports: Mapping[str, int] = field(default_factory=dict)
+
+
+def plan(recipe: Recipe, target: Target) -> Plan:
+    """Decide the process topology, argv/env, configs, estimates and warnings."""
+    res = recipe.resources
+    request = res.request
+    target.capabilities.check(target.backend, request, res.nodes)
+    ports = {**DEFAULT_PORTS, "inference": recipe.inference.port, **target.ports}
+    warnings: list[str] = []
+    stage = _zero_stage(recipe, target)
+    params_b = recipe.model.params_b or infer_params_b(recipe.model.name)
+
+    if request.is_cpu:
+        layout = None
+        processes_per_trainer = 1
+        gpu_gib = 0.0
+    else:
+        assert request.type is not None
+        gpu_gib = request.type.memory_gib
+        layout, offload = _choose_layout(recipe, stage, params_b, gpu_gib, warnings)
+        processes_per_trainer = layout.trainer_gpus
+    offload = False if layout is None else offload
+    _check_batch(recipe, processes_per_trainer)
+
+    files = {"accelerate.yaml": _render_accelerate(recipe, target, stage, offload)}
+    processes = _processes(recipe, target, layout, ports, processes_per_trainer)
+    memory = _memory(recipe, layout, stage, params_b, gpu_gib, offload, warnings)
+    price = request.type.usd_per_hour if request.type else 0.0
+    gpus = request.count * res.nodes
+    if recipe.logging.wandb_project:
+        warnings.append("W&B logging needs WANDB_API_KEY in the run's environment (or a secret)")
+    if (
+        recipe.inference.max_model_len
+        and recipe.inference.max_model_len < recipe.trainer.max_tokens
+    ):
+        warnings.append(
+            f"inference.max_model_len = {recipe.inference.max_model_len} is below "
+            f"trainer.max_tokens = {recipe.trainer.max_tokens}: completions will be cut"
+        )
+    return Plan(
+        name=recipe.name,
+        backend=target.backend,
+        gpu_type=request.type.name if request.type else None,
+        gpus_per_node=request.count,
+        nodes=res.nodes,
+        inference=_inference_summary(recipe, layout, ports),
+        trainer={
+            "num_processes": processes_per_trainer,
+            "nodes": [s.node for s in layout.trainer_nodes] if layout else [0],
+            "zero_stage": stage,
+            "offload_optimizer": offload,
+            "entry": recipe.trainer.script or "vft.train",
+            "rendezvous_port": ports["rendezvous"],
+        },
+        processes=tuple(processes),
+        files=files,
+        memory=memory,
+        cost=cost(price, gpus, recipe.trainer.max_steps, res.step_seconds),
+        warnings=tuple(warnings),
+        install=tuple(recipe.environment.install),
+        run=recipe.run.model_dump(),
+        backend_options=dict(target.backend_options),
+        recipe=recipe.model_dump(mode="json"),
+    )
+
+
+def _zero_stage(recipe: Recipe, target: Target) -> int | None:
+    ds = recipe.trainer.deepspeed
+    if ds in ("zero2", "zero3"):
+        return int(ds[-1])
+    m = re.search(r"zero_stage:\s*(\d)", target.accelerate_config or "")
+    return int(m.group(1)) if m else None
+
+
+def _choose_layout(
+    recipe: Recipe, stage: int | None, params_b: float | None, gpu_gib: float, warnings: list[str]
+) -> tuple[Layout, bool]:
+    """The split; when unpinned and the trainer would not fit, move GPUs to it, then offload."""
+    res = recipe.resources
+    per_node, nodes, tp = res.request.count, res.nodes, res.tensor_parallel
+    pinned = res.inference_gpus is not None
+    first = res.inference_gpus if pinned else default_inference_gpus(per_node, nodes, tp)
+    layout = assign(per_node, nodes, first, tp)
+    if params_b is None or not gpu_gib:
+        return layout, False
+    if _trainer_fits(recipe, layout, stage, params_b, gpu_gib, offload=False):
+        return layout, False
+    if not pinned and stage is not None:
+        for inference in range(first - tp, tp - 1, -tp):
+            try:
+                wider = assign(per_node, nodes, inference, tp)
+            except PlanError:
+                continue
+            if _trainer_fits(recipe, wider, stage, params_b, gpu_gib, offload=False):
+                warnings.append(
+                    f"moved {wider.trainer_gpus - layout.trainer_gpus} GPU(s) from inference to the "
+                    f"trainer so that {params_b:g}B parameters fit ({wider.inference_gpus} inference "
+                    f"+ {wider.trainer_gpus} trainer); pin resources.inference_gpus to override"
+                )
+                return wider, False
+    if stage == 3 and _trainer_fits(recipe, layout, stage, params_b, gpu_gib, offload=True):
+        warnings.append(
+            "turned on ZeRO-3 optimizer offload to CPU so the trainer fits "
+            "(slower steps; more GPUs or a larger GPU type avoid it)"
+        )
+        return layout, True
+    return layout, False
+
+
+def _trainer_mem(
+    recipe: Recipe, layout: Layout | None, stage: int | None, params_b: float, offload: bool
+):
+    t = recipe.trainer
+    return trainer_memory_gib(
+        params_b,
+        layout.trainer_gpus if layout else 1,
+        stage,
+        offload_optimizer=offload,
+        micro_batch=t.per_device_train_batch_size,
+        seq_len=t.max_tokens + (t.max_prompt_length or 512),
+        reference_model=t.beta > 0,
+    )
+
+
+def _trainer_fits(recipe, layout, stage, params_b, gpu_gib, *, offload: bool) -> bool:
+    return _trainer_mem(recipe, layout, stage, params_b, offload).total <= gpu_gib * HEADROOM
+
+
+def _check_batch(recipe: Recipe, processes: int) -> None:
+    t = recipe.trainer
+    total = t.per_device_train_batch_size * processes * t.gradient_accumulation_steps
+    if total % t.num_generations:
+        raise PlanError(
+            f"trainer.num_generations: {t.num_generations} does not divide the generation batch "
+            f"per_device_train_batch_size ({t.per_device_train_batch_size}) x trainer processes "
+            f"({processes}) x gradient_accumulation_steps ({t.gradient_accumulation_steps}) = {total}; "
+            f"choose num_generations among {_divisors(total)}"
+        )
+
+
+def _divisors(n: int) -> str:
+    return ", ".join(str(d) for d in range(2, n + 1) if n % d == 0) or "none (batch too small)"
+
+
+def _render_accelerate(recipe: Recipe, target: Target, stage: int | None, offload: bool) -> str:
+    if target.accelerate_config is not None:
+        return target.accelerate_config
+    cpu = recipe.resources.request.is_cpu
+    bf16 = recipe.trainer.bf16 if recipe.trainer.bf16 is not None else not cpu
+    return target.templates[recipe.trainer.deepspeed].format(
+        offload_optimizer_device="cpu" if offload else "none",
+        mixed_precision="bf16" if bf16 else "'no'",
+        use_cpu="true" if cpu else "false",
+    )
+
+
+def _processes(
+    recipe: Recipe, target: Target, layout: Layout | None, ports: Mapping[str, int], trainers: int
+) -> list[Process]:
+    multi = recipe.resources.nodes > 1
+    head = layout.inference_nodes[0].node if layout and layout.inference_nodes else 0
+    head_addr = f"{{{{node_addr:{head}}}}}" if multi else "127.0.0.1"
+    procs: list[Process] = []
+    server = target.server
+    serve = layout is not None or not server.needs_gpu
+    if serve and layout is None:  # a CPU engine (plugin): one server next to the trainer
+        part = _part(recipe, ports, head_addr, dp=1, local=1, start=0, headless=False)
+        procs.append(_server_process(server, part, 0, (), ports, "inference"))
+    for slot in layout.inference_nodes if layout else ():
+        start = sum(len(s.inference) for s in layout.slots[: slot.node]) // layout.tensor_parallel
+        part = _part(
+            recipe,
+            ports,
+            head_addr,
+            dp=layout.data_parallel,
+            local=len(slot.inference) // layout.tensor_parallel,
+            start=start,
+            headless=slot.node != head,
+        )
+        name = f"inference-{slot.node}" if multi else "inference"
+        procs.append(_server_process(server, part, slot.node, slot.inference, ports, name))
+    trainer_slots = layout.trainer_nodes if layout else ()
+    nodes = [(s.node, s.trainer) for s in trainer_slots] or [(0, ())]
+    for rank, (node, devices) in enumerate(nodes):
+        argv = ["accelerate", "launch", "--config_file", f"{RUN_DIR}/accelerate.yaml"]
+        argv += ["--num_processes", str(trainers)]
+        if len(nodes) > 1:
+            argv += [
+                "--num_machines",
+                str(len(nodes)),
+                "--machine_rank",
+                str(rank),
+                "--main_process_ip",
+                f"{{{{node_addr:{nodes[0][0]}}}}}",
+                "--main_process_port",
+                str(ports["rendezvous"]),
+            ]
+        else:
+            argv += ["--main_process_port", str(ports["rendezvous"])]
+        if recipe.trainer.script:
+            argv += [recipe.trainer.script, *recipe.trainer.args]
+        else:
+            argv += ["-m", "vft.train", "--run-dir", RUN_DIR]
+        env = {
+            **TRAINER_ENV,
+            "CUDA_VISIBLE_DEVICES": ",".join(map(str, devices)),
+            "VFT_RUN_DIR": RUN_DIR,
+            "VFT_PLAN": f"{RUN_DIR}/plan.json",
+            "VFT_NAME": recipe.name,
+            "VFT_MODEL": recipe.model.name,
+            "VFT_ENV_ID": recipe.environment.id,
+            "VFT_NODE_RANK": "{{node_rank}}",
+        }
+        if serve:
+            env |= {
+                "VFT_INFERENCE_HOST": head_addr,
+                "VFT_INFERENCE_PORT": str(ports["inference"]),
+                "VFT_INFERENCE_URL": f"http://{head_addr}:{ports['inference']}",
+                "VFT_WEIGHT_SYNC_PORT": str(ports["weight_sync"]),
+            }
+        if recipe.logging.wandb_project:
+            env |= {"WANDB_PROJECT": recipe.logging.wandb_project, "WANDB_NAME": recipe.name}
+            if recipe.logging.wandb_entity:
+                env["WANDB_ENTITY"] = recipe.logging.wandb_entity
+        name = f"trainer-{node}" if multi else "trainer"
+        procs.append(Process("trainer", name, node, tuple(devices), tuple(argv), env))
+    return procs
+
+
+def _part(recipe, ports, head_addr, *, dp, local, start, headless) -> ServerPart:
+    return ServerPart(
+        model=recipe.model.name,
+        port=ports["inference"],
+        data_parallel=dp,
+        tensor_parallel=recipe.resources.tensor_parallel,
+        local_data_parallel=local,
+        start_rank=start,
+        head_address=head_addr,
+        rpc_port=ports["dp_rpc"],
+        headless=headless,
+        options=recipe.inference,
+    )
+
+
+def _server_process(server, part, node, devices, ports, name) -> Process:
+    env = {**server.default_env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, devices))}
+    ready = None if part.headless else f"http://127.0.0.1:{ports['inference']}{server.health_path}"
+    return Process("inference", name, node, tuple(devices), tuple(server.command(part)), env, ready)
+
+
+def _inference_summary(
+    recipe: Recipe, layout: Layout | None, ports: Mapping[str, int]
+) -> dict[str, Any]:
+    if layout is None:
+        return {"engine": None, "data_parallel": 0, "tensor_parallel": 0, "port": None}
+    return {
+        "engine": recipe.inference.engine,
+        "data_parallel": layout.data_parallel,
+        "tensor_parallel": layout.tensor_parallel,
+        "gpus": layout.inference_gpus,
+        "nodes": [s.node for s in layout.inference_nodes],
+        "port": ports["inference"],
+        "weight_sync_port": ports["weight_sync"],
+    }
+
+
+def _memory(recipe, layout, stage, params_b, gpu_gib, offload, warnings) -> dict[str, Any]:
+    if layout is None:
+        return {"fits": True, "params_b": params_b, "note": "CPU run: no GPU memory used"}
+    if params_b is None:
+        warnings.append(
+            f"cannot tell the size of {recipe.model.name!r}: set model.params_b for a memory check"
+        )
+        return {"fits": None, "params_b": None, "gpu_gib": gpu_gib}
+    tm = _trainer_mem(recipe, layout, stage, params_b, offload)
+    weights, kv = inference_memory_gib(
+        params_b, layout.tensor_parallel, gpu_gib, recipe.inference.gpu_memory_utilization
+    )
+    trainer_ok = tm.total <= gpu_gib * HEADROOM
+    inference_ok = kv > 0
+    if not trainer_ok:
+        raise PlanError(
+            f"model.name: {recipe.model.name} ({params_b:g}B) needs about {tm.total:.0f} GiB per "
+            f"trainer GPU with ZeRO-{stage or 0} on {layout.trainer_gpus} GPU(s), more than the "
+            f"{gpu_gib:g} GiB of a {recipe.resources.request.type.name}; use more GPUs, a larger "
+            "GPU type, zero3, or a smaller per_device_train_batch_size"
+        )
+    if not inference_ok:
+        raise PlanError(
+            f"resources.tensor_parallel: {params_b:g}B weights ({weights:.0f} GiB per GPU) leave no "
+            f"KV cache on a {gpu_gib:g} GiB GPU at gpu_memory_utilization "
+            f"{recipe.inference.gpu_memory_utilization:g}; raise tensor_parallel"
+        )
+    return {
+        "fits": True,
+        "params_b": params_b,
+        "gpu_gib": gpu_gib,
+        "trainer_gib_per_gpu": round(tm.total, 1),
+        "trainer_breakdown_gib": {
+            "weights": round(tm.weights, 1),
+            "grads": round(tm.grads, 1),
+            "optimizer": round(tm.optimizer, 1),
+            "activations": round(tm.activations, 1),
+            "overhead": round(tm.overhead, 1),
+        },
+        "inference_weights_gib_per_gpu": round(weights, 1),
+        "inference_kv_cache_gib_per_gpu": round(kv, 1),
+    }
