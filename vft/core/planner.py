@@ -18,11 +18,11 @@ from vft.core.estimate import (
 )
 from vft.core.layout import Layout, assign, default_inference_gpus
 from vft.core.plan import Plan, Process
+from vft.core.process_env import CPU_TRAINER_ENV, TRAINER_ENV
 from vft.core.recipe import Recipe
 from vft.core.servers import InferenceServer, ServerPart
 
 DEFAULT_PORTS = {"inference": 8000, "weight_sync": 51216, "rendezvous": 29500, "dp_rpc": 13345}
-TRAINER_ENV = {"PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "NCCL_CUMEM_ENABLE": "0"}
 RUN_DIR = "{{run_dir}}"
 
 
@@ -254,6 +254,8 @@ def _processes(
             "VFT_ENV_ID": recipe.environment.id,
             "VFT_NODE_RANK": "{{node_rank}}",
         }
+        if layout is None:
+            env |= CPU_TRAINER_ENV
         if serve:
             env |= {
                 "VFT_INFERENCE_HOST": head_addr,
@@ -302,6 +304,7 @@ def _inference_summary(
         "tensor_parallel": layout.tensor_parallel,
         "gpus": layout.inference_gpus,
         "nodes": [s.node for s in layout.inference_nodes],
+        "head_node": layout.inference_nodes[0].node,
         "port": ports["inference"],
         "weight_sync_port": ports["weight_sync"],
     }
