@@ -62,8 +62,8 @@ def assign(per_node: int, nodes: int, inference_gpus: int, tensor_parallel: int)
     tp = tensor_parallel
     if tp > per_node:
         raise PlanError(
-            f"inference.tensor_parallel: resources.tensor_parallel = {tp} is more than the "
-            f"{per_node} GPUs of one node; a replica must fit on one node"
+            f"resources.tensor_parallel: {tp} is more than the {per_node} GPUs of one node; "
+            "a replica must fit on one node"
         )
     if inference_gpus % tp:
         raise PlanError(

@@ -62,9 +62,15 @@ class Resources(Section):
 
 class Inference(Section):
     engine: str = Field("vllm", description="Inference server plugin; 'vllm' is built in.")
-    enforce_eager: bool = True
-    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
-    max_model_len: int | None = Field(None, ge=16)
+    enforce_eager: bool = Field(
+        True, description="vLLM without CUDA graphs: faster start, as in the tutorial."
+    )
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="Fraction of each inference GPU vLLM may use."
+    )
+    max_model_len: int | None = Field(
+        None, ge=16, description="vLLM context length; default: the model's."
+    )
     port: int = Field(8000, ge=1024, le=65535, description="HTTP port of the server.")
     extra_args: list[str] = Field(default_factory=list, description="Appended to the server argv.")
 
@@ -73,26 +79,32 @@ class Trainer(Section):
     script: str | None = Field(None, description="A custom training script instead of vft.train.")
     args: list[str] = Field(default_factory=list, description="Arguments for the script.")
     deepspeed: str = Field("zero3", description="zero2 | zero3 | path to an accelerate config.")
-    learning_rate: float = Field(1e-6, gt=0)
-    per_device_train_batch_size: int = Field(12, ge=1)
-    num_generations: int = Field(12, ge=2)
-    gradient_accumulation_steps: int = Field(8, ge=1)
-    max_steps: int = Field(200, ge=1)
+    learning_rate: float = Field(1e-6, gt=0, description="AdamW learning rate.")
+    per_device_train_batch_size: int = Field(
+        12, ge=1, description="Completions per trainer process per micro-step."
+    )
+    num_generations: int = Field(
+        12, ge=2, description="Completions per prompt (the GRPO group); must divide the batch."
+    )
+    gradient_accumulation_steps: int = Field(8, ge=1, description="Micro-steps per optimizer step.")
+    max_steps: int = Field(200, ge=1, description="Optimizer steps to train.")
     max_tokens: int = Field(2048, ge=1, description="Max completion tokens per generation.")
-    max_prompt_length: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, gt=0)
+    max_prompt_length: int | None = Field(None, ge=1, description="Prompt tokens kept.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
     beta: float = Field(0.0, ge=0, description="KL coefficient.")
-    save_steps: int = Field(100, ge=1)
-    eval_steps: int | None = Field(None, ge=1)
-    logging_steps: int = Field(1, ge=1)
-    seed: int = 0
+    save_steps: int = Field(100, ge=1, description="Checkpoint every N steps.")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps.")
+    logging_steps: int = Field(1, ge=1, description="Log metrics every N steps.")
+    seed: int = Field(0, description="Random seed.")
     bf16: bool | None = Field(None, description="Default: on where the GPU supports it.")
     resume_from_checkpoint: str | None = Field(None, description="'latest' or a path.")
 
 
 class Logging(Section):
-    wandb_project: str | None = None
-    wandb_entity: str | None = None
+    wandb_project: str | None = Field(
+        None, description="W&B project; used only when set and WANDB_API_KEY is available."
+    )
+    wandb_entity: str | None = Field(None, description="W&B team or user.")
 
 
 class Run(Section):
