@@ -51,12 +51,18 @@ def show_plan(plan, extra_rows: list[tuple[str, str]]) -> None:
         + f", trainer {plan.trainer['num_processes']} process(es), ZeRO-{plan.trainer['zero_stage']}"
     )
     table = Table(show_lines=False, expand=False)
-    for col in ("process", "node", "devices", "command"):
+    for col in ("process", "node", "devices", "memory/GPU", "command"):
         table.add_column(col, overflow="fold")
-    for p in plan.processes:
-        table.add_row(p.name, str(p.node), ",".join(map(str, p.devices)) or "-", shlex.join(p.argv))
-    console.print(table)
     mem = plan.memory
+    for p in plan.processes:
+        table.add_row(
+            p.name,
+            str(p.node),
+            ",".join(map(str, p.devices)) or "-",
+            _memory_cell(mem, p.role) if p.devices else "-",
+            shlex.join(p.argv),
+        )
+    console.print(table)
     if mem.get("trainer_gib_per_gpu") is not None:
         console.print(
             f"memory/GPU: trainer ~{mem['trainer_gib_per_gpu']} GiB, inference weights "
@@ -74,6 +80,15 @@ def show_plan(plan, extra_rows: list[tuple[str, str]]) -> None:
         console.print(f"[bold]{label}:[/] {text}")
     for w in plan.warnings:
         console.print(f"[yellow]warning:[/] {w}")
+
+
+def _memory_cell(mem: dict, role: str) -> str:
+    key = "trainer_gib_per_gpu" if role == "trainer" else "inference_weights_gib_per_gpu"
+    if mem.get(key) is None:
+        return "?"
+    if role == "trainer":
+        return f"~{mem[key]} GiB"
+    return f"~{mem[key]} GiB + {mem['inference_kv_cache_gib_per_gpu']} KV"
 
 
 @click.command("init")

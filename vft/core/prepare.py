@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,15 @@ def prepare(
         backend_options=options,
         ports=ports or {},
     )
-    return Prepared(recipe, plan(recipe, target), backend)
+    result = plan(recipe, target)
+    unknown = sorted(set(recipe.backend) - set(reg.backends))
+    if unknown:
+        note = (
+            f"[backend.{', backend.'.join(unknown)}] ignored: no such backend is installed "
+            f"(installed: {', '.join(sorted(reg.backends))})"
+        )
+        result = replace(result, warnings=(*result.warnings, note))
+    return Prepared(recipe, result, backend)
 
 
 def _backend_options(recipe: Recipe, reg: Any, chosen: str) -> dict[str, Any]:
@@ -64,9 +72,7 @@ def _backend_options(recipe: Recipe, reg: Any, chosen: str) -> dict[str, Any]:
     chosen_options: dict[str, Any] = {}
     for name, table in recipe.backend.items():
         if name not in reg.backends:
-            if name == chosen:
-                continue
-            continue  # options for a backend not installed here: kept, not checked
+            continue  # options for a backend not installed here: warned about, not checked
         model = reg.backends[name].cls.options_model
         if model is None:
             if table:
