@@ -37,6 +37,7 @@ def plan_command(recipe: str, backend: str, overrides: tuple[str, ...], as_json:
 def show_plan(plan, extra_rows: list[tuple[str, str]]) -> None:
     """The human view of a plan; also printed by `vft run --dry-run`."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -60,7 +61,7 @@ def show_plan(plan, extra_rows: list[tuple[str, str]]) -> None:
             str(p.node),
             ",".join(map(str, p.devices)) or "-",
             _memory_cell(mem, p.role) if p.devices else "-",
-            shlex.join(p.argv),
+            escape(shlex.join(p.argv)),
         )
     console.print(table)
     if mem.get("trainer_gib_per_gpu") is not None:
@@ -77,9 +78,9 @@ def show_plan(plan, extra_rows: list[tuple[str, str]]) -> None:
         line += " (set resources.step_seconds for a per-run estimate)"
     console.print(line)
     for label, text in extra_rows:
-        console.print(f"[bold]{label}:[/] {text}")
+        console.print(f"[bold]{escape(label)}:[/] {escape(text)}")
     for w in plan.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {escape(w)}")
 
 
 def _memory_cell(mem: dict, role: str) -> str:

@@ -49,6 +49,11 @@ class InferenceServer:
     needs_gpu: ClassVar[bool] = True
 
     def command(self, part: ServerPart) -> list[str]:
+        """The argv (never a shell string) that serves `part` on this node.
+
+        It must bind `part.port` on all interfaces and answer `health_path` with 200 once
+        it can serve; strings may hold the plan's placeholders (`{{node_addr:N}}`, ...).
+        """
         raise NotImplementedError
 
 
