@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,8 +15,14 @@ HEAVY = ("torch", "vllm", "modal", "transformers", "deepspeed", "trl", "datasets
 
 
 def vft(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "250"}  # rich wraps tables to the terminal width
     return subprocess.run(
-        [sys.executable, "-m", "vft", *args], capture_output=True, text=True, cwd=cwd, timeout=60
+        [sys.executable, "-m", "vft", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        env=env,
     )
 
 

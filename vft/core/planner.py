@@ -70,7 +70,7 @@ def plan(recipe: Recipe, target: Target) -> Plan:
     memory = _memory(recipe, layout, stage, params_b, gpu_gib, offload, warnings)
     price = request.type.usd_per_hour if request.type else 0.0
     gpus = request.count * res.nodes
-    if recipe.logging.wandb_project:
+    if recipe.logging.wandb_project and "wandb" not in target.backend_options.get("secrets", ()):
         warnings.append("W&B logging needs WANDB_API_KEY in the run's environment (or a secret)")
     if (
         recipe.inference.max_model_len

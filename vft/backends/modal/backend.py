@@ -1,9 +1,17 @@
-"""ModalBackend: build the modal.App for a Plan and run it (modal imported lazily)."""
+"""ModalBackend: the same Plan on Modal's GPUs; `modal` is imported only by the methods
+that talk to Modal, never by `vft plan` or `vft backends`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 from vft.backends.modal.options import ModalOptions
+from vft.backends.modal.preflight import MAX_CLUSTER_NODES, MAX_GPUS
 from vft.core.backend import Backend, Capabilities
+from vft.core.plan import Plan
+from vft.core.runs import Attempt
 
 
 class ModalBackend(Backend):
@@ -14,10 +22,62 @@ class ModalBackend(Backend):
         detach=True,
         outputs=True,
         cpu=True,
-        max_gpus_per_node=8,
-        max_nodes=64,
-        gpu_types=frozenset(
-            {"T4", "L4", "A10G", "L40S", "A100-40GB", "A100-80GB", "H100", "H200", "B200"}
-        ),
-        limits={"max_gpus_per_node": "Modal gives at most 8 GPUs per container"},
+        max_gpus_per_node=max(MAX_GPUS.values()),
+        max_nodes=MAX_CLUSTER_NODES,
+        gpu_types=frozenset(MAX_GPUS),
+        limits={
+            "max_gpus_per_node": "Modal gives at most 8 GPUs per container (A10G: 4)",
+            "max_nodes": "a Modal cluster has at most 32 nodes of 8 GPUs",
+        },
     )
+
+    def describe(self, plan: Plan) -> list[tuple[str, str]]:
+        from vft.backends.modal.preflight import check_gpus
+        from vft.backends.modal.spec import describe_rows, function_spec
+
+        check_gpus(plan)  # `vft plan` already refuses what Modal does not offer
+        return describe_rows(plan, function_spec(plan))
+
+    def check(self, plan: Plan, *, force: bool = False) -> list[str]:
+        """GPU shape and paths first (offline, before any build), then login and secrets."""
+        from vft.backends.modal import preflight
+        from vft.backends.modal.spec import function_spec
+
+        preflight.check_gpus(plan)
+        spec = function_spec(plan)
+        preflight.check_paths(plan, spec)
+        preflight.check_account(spec.secrets)
+        notes = [f"Modal: logged in; secrets found: {', '.join(spec.secrets) or 'none'}"]
+        if (plan.recipe.get("logging") or {}).get("wandb_project") and "wandb" not in spec.secrets:
+            notes.append("logging.wandb_project is set but no 'wandb' secret is attached")
+        return notes
+
+    def launch(self, plan: Plan, attempt: Attempt, *, detach: bool) -> int:
+        from vft.backends.modal.launch import launch
+
+        return launch(plan, attempt, detach=detach)
+
+    def status(self, attempt: Attempt) -> dict[str, Any]:
+        from vft.backends.modal import remote
+
+        return remote.status(attempt)
+
+    def logs(self, attempt: Attempt, *, follow: bool, process: str | None) -> Iterator[str]:
+        from vft.backends.modal import remote
+
+        return remote.logs(attempt, follow=follow, process=process)
+
+    def stop(self, attempt: Attempt) -> None:
+        from vft.backends.modal import remote
+
+        remote.stop(attempt)
+
+    def list_outputs(self, attempt: Attempt) -> list[tuple[str, int]]:
+        from vft.backends.modal import outputs
+
+        return outputs.list_outputs(attempt)
+
+    def get_outputs(self, attempt: Attempt, dest: Path, *, prefix: str = "") -> list[Path]:
+        from vft.backends.modal import outputs
+
+        return outputs.get_outputs(attempt, dest, prefix=prefix)

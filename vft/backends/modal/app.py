@@ -1,0 +1,41 @@
+"""The `modal.App` for a Plan: one Function, one container per node, the Volume, the Secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vft.backends.modal.container import run_node_in_container
+from vft.backends.modal.image import build_image
+from vft.backends.modal.spec import OUTPUTS, FunctionSpec
+
+
+def build_app(spec: FunctionSpec) -> tuple[Any, Any]:
+    """(app, function) built from `spec`; lazy, offline: nothing reaches Modal until `app.run()`.
+
+    The function is `container.run_node_in_container(plan_json, run_dir)`; on a multi-node
+    plan it is clustered, so Modal starts `nodes` containers together and gives each one
+    its rank.
+    """
+    import modal
+
+    app = modal.App(spec.app_name)
+    volume = modal.Volume.from_name(spec.volume, create_if_missing=True)
+    target: Any = run_node_in_container
+    if spec.nodes > 1:
+        target = modal.clustered(size=spec.nodes)(target)
+    function = app.function(
+        image=build_image(spec.image),
+        gpu=spec.gpu,
+        cpu=spec.cpu,
+        memory=spec.memory_mib,
+        timeout=spec.timeout_s,
+        volumes={OUTPUTS: volume},
+        secrets=[modal.Secret.from_name(name) for name in spec.secrets],
+        # the code comes from the image's own layers; no second copy of the package
+        include_source=False,
+        # a failed run is a result, not a transient fault: never start it again by itself
+        retries=0,
+        # one container per run; never reused for a later input
+        single_use_containers=True,
+    )(target)
+    return app, function
