@@ -6,6 +6,7 @@ fills them in with `Process.resolved(context)`:
 
 - `{{run_dir}}`       the attempt folder of this run on this machine;
 - `{{node_addr:N}}`   the address other nodes reach node N at (127.0.0.1 on one node);
+- `{{node_host:N}}`   the same address as a URL host (IPv6 in brackets);
 - `{{node_rank}}`     this node's rank.
 """
 
@@ -18,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 PLAN_VERSION = 1
-PLACEHOLDER = re.compile(r"\{\{(run_dir|node_rank|node_addr:(\d+))\}\}")
+PLACEHOLDER = re.compile(r"\{\{(run_dir|node_rank|node_(addr|host):(\d+))\}\}")
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,13 @@ class NodeContext:
                 return self.run_dir
             if m.group(1) == "node_rank":
                 return str(self.rank)
-            index = int(m.group(2))
+            index = int(m.group(3))
             if index >= len(self.addresses):
                 raise ValueError(
                     f"plan needs node {index}'s address; only {len(self.addresses)} known"
                 )
-            return self.addresses[index]
+            addr = self.addresses[index]
+            return f"[{addr}]" if m.group(2) == "host" and ":" in addr else addr
 
         return PLACEHOLDER.sub(sub, text)
 

@@ -260,7 +260,7 @@ def _processes(
             env |= {
                 "VFT_INFERENCE_HOST": head_addr,
                 "VFT_INFERENCE_PORT": str(ports["inference"]),
-                "VFT_INFERENCE_URL": f"http://{head_addr}:{ports['inference']}",
+                "VFT_INFERENCE_URL": f"http://{head_addr.replace('addr', 'host')}:{ports['inference']}",
                 "VFT_WEIGHT_SYNC_PORT": str(ports["weight_sync"]),
             }
         if recipe.logging.wandb_project:
