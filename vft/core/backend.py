@@ -177,6 +177,13 @@ class Backend:
         """Extra (label, text) rows for `vft plan`: image steps, batch script, ..."""
         return []
 
+    def ports_to_move(self, plan: Plan) -> dict[str, int]:
+        """Ports of the plan already taken where it will run, each with a free replacement.
+
+        `vft run` re-plans with them. Backends whose nodes are fresh machines return {}.
+        """
+        return {}
+
     def check(self, plan: Plan, *, force: bool = False) -> list[str]:
         """Preflight before anything is started or paid for; raise PreflightError to refuse.
 

@@ -86,7 +86,7 @@ def plan(recipe: Recipe, target: Target) -> Plan:
         gpu_type=request.type.name if request.type else None,
         gpus_per_node=request.count,
         nodes=res.nodes,
-        inference=_inference_summary(recipe, layout, ports),
+        inference=_inference_summary(recipe, layout, ports, target.server),
         trainer={
             "num_processes": processes_per_trainer,
             "nodes": [s.node for s in layout.trainer_nodes] if layout else [0],
@@ -294,10 +294,21 @@ def _server_process(server, part, node, devices, ports, name) -> Process:
 
 
 def _inference_summary(
-    recipe: Recipe, layout: Layout | None, ports: Mapping[str, int]
+    recipe: Recipe, layout: Layout | None, ports: Mapping[str, int], server: InferenceServer
 ) -> dict[str, Any]:
-    if layout is None:
+    if layout is None and server.needs_gpu:
         return {"engine": None, "data_parallel": 0, "tensor_parallel": 0, "port": None}
+    if layout is None:  # a CPU engine (plugin): one server on node 0, next to the trainer
+        return {
+            "engine": recipe.inference.engine,
+            "data_parallel": 1,
+            "tensor_parallel": 1,
+            "gpus": 0,
+            "nodes": [0],
+            "head_node": 0,
+            "port": ports["inference"],
+            "weight_sync_port": ports["weight_sync"],
+        }
     return {
         "engine": recipe.inference.engine,
         "data_parallel": layout.data_parallel,

@@ -15,12 +15,16 @@ import os
 import re
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from vft.core import hookspecs
 from vft.core.errors import UserError
+
+if TYPE_CHECKING:
+    from vft.core.backend import Backend
+    from vft.core.servers import InferenceServer
 
 ENTRY_POINT_GROUP = "vft"
 BUILTIN_PLUGINS = (
@@ -47,17 +51,27 @@ class Registry:
 
     backends: dict[str, Registered] = field(default_factory=dict)
     servers: dict[str, Registered] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)  # "package: error", one per problem
+    errors: list[str] = field(default_factory=list)  # one line per problem, naming the package
     # (kind, name) -> the error for a name two packages registered; neither is kept
     conflicts: dict[tuple[str, str], str] = field(default_factory=dict)
 
-    def backend(self, name: str) -> Any:
+    def backend(self, name: str) -> Backend:
         """A fresh instance of the named backend, or a one-line error listing the known ones."""
-        return self._get("backend", self.backends, name, "--backend").cls()
+        return self._make("backend", self.backends, name, "--backend")
 
-    def server(self, name: str) -> Any:
+    def server(self, name: str) -> InferenceServer:
         """A fresh instance of the named inference server engine."""
-        return self._get("inference server", self.servers, name, "inference.engine").cls()
+        return self._make("inference server", self.servers, name, "inference.engine")
+
+    def _make(self, kind: str, table: dict[str, Registered], name: str, key: str) -> Any:
+        entry = self._get(kind, table, name, key)
+        try:
+            return entry.cls()
+        except Exception as exc:  # a plugin's bug is reported as its own, in one line
+            raise UserError(
+                f"{key}: {kind} {name!r} from {entry.package} {entry.version} failed to start: "
+                f"{_describe(exc)}"
+            ) from None
 
     def _get(self, kind: str, table: dict[str, Registered], name: str, key: str) -> Registered:
         if (kind, name) in self.conflicts:
@@ -175,19 +189,20 @@ def registry() -> Registry:
                 + "; uninstall one, or limit plugins with VFT_PLUGINS"
             )
             reg.conflicts[kind, name] = message
-            reg.errors.append(f"{', '.join(e.package for e in entries)}: {message}")
+            reg.errors.append(message)  # it names both packages already
     return reg
 
 
 def hook_names() -> list[str]:
     """Every hook a plugin may implement, from the one module that declares them."""
-    return sorted(n for n in dir(hookspecs) if n.startswith("vft_"))
+    return sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "vft_spec"))
 
 
 def _invalid(cls: Any, kind: str, base: type) -> str | None:
     """Why `cls` cannot be registered as a `kind`, or None if it can."""
     if not (isinstance(cls, type) and issubclass(cls, base)):
-        return f"{cls!r} is not a subclass of {base.__module__}.{base.__name__}"
+        what = f"{cls.__module__}.{cls.__qualname__}" if isinstance(cls, type) else repr(cls)
+        return f"{kind} {what} is not a subclass of {base.__module__}.{base.__name__}"
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not NAME.match(name):
         return (
@@ -209,8 +224,11 @@ def _invalid(cls: Any, kind: str, base: type) -> str | None:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    """The exception on one line (pluggy's validation errors span several)."""
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if len(text) > 400:
+        text = text[:400] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _dist_name(ep: metadata.EntryPoint) -> str:

@@ -1,0 +1,1 @@
+"""Four plugin modules, each broken in its own way; this package module itself is fine."""

@@ -1,0 +1,8 @@
+"""A hook whose name is not a vft hook (singular `backend`): it would silently do nothing."""
+
+from vft.core.hookspecs import hookimpl
+
+
+@hookimpl
+def vft_register_backend(register):
+    raise AssertionError("never called")
