@@ -236,3 +236,14 @@ def test_errors_are_one_line():
         with pytest.raises(UserError) as info:
             make_plan(**kwargs)
         assert "\n" not in info.value.line()
+
+
+def test_node_devices_map_plan_ids_to_the_gpus_a_scheduler_gave():
+    plan = make_plan(resources={"gpus": "H100:2"})
+    inference, trainer = plan.processes
+    ctx = NodeContext(0, ("127.0.0.1",), "/r", devices=("3", "5"))
+    assert inference.resolved(ctx).env["CUDA_VISIBLE_DEVICES"] == "3"
+    assert trainer.resolved(ctx).env["CUDA_VISIBLE_DEVICES"] == "5"
+    assert trainer.resolved(NodeContext(0, ("x",), "/r")).env["CUDA_VISIBLE_DEVICES"] == "1"
+    with pytest.raises(ValueError, match="given only 1 GPU"):
+        trainer.resolved(NodeContext(0, ("x",), "/r", devices=("7",)))

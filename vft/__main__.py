@@ -1,3 +1,5 @@
+import sys
+
 from vft.cli import main
 
-main()
+sys.exit(main())

@@ -78,7 +78,11 @@ def show_plan(plan, extra_rows: list[tuple[str, str]]) -> None:
         line += " (set resources.step_seconds for a per-run estimate)"
     console.print(line)
     for label, text in extra_rows:
-        console.print(f"[bold]{escape(label)}:[/] {escape(text)}")
+        if "\n" in text:  # a script or file: printed as is, never wrapped
+            console.print(f"[bold]{escape(label)}:[/]")
+            click.echo(text)
+        else:
+            console.print(f"[bold]{escape(label)}:[/] {escape(text)}", soft_wrap=True)
     for w in plan.warnings:
         console.print(f"[yellow]warning:[/] {escape(w)}")
 

@@ -8,6 +8,10 @@ fills them in with `Process.resolved(context)`:
 - `{{node_addr:N}}`   the address other nodes reach node N at (127.0.0.1 on one node);
 - `{{node_host:N}}`   the same address as a URL host (IPv6 in brackets);
 - `{{node_rank}}`     this node's rank.
+
+Device ids in a plan are indices into the GPUs a node was given. Where a scheduler or the
+user already narrowed them (Slurm sets CUDA_VISIBLE_DEVICES per job step), the node's
+`NodeContext.devices` lists the physical ids and `resolved` maps the plan's ids onto them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,19 @@ class NodeContext:
     rank: int
     addresses: tuple[str, ...]
     run_dir: str
+    devices: tuple[str, ...] | None = None  # physical GPU ids the node was given, if narrowed
+
+    def gpu_ids(self, devices: tuple[int, ...]) -> str:
+        """CUDA_VISIBLE_DEVICES for a process using the plan's device indices."""
+        if self.devices is None:
+            return ",".join(map(str, devices))
+        missing = [d for d in devices if d >= len(self.devices)]
+        if missing:
+            raise ValueError(
+                f"plan uses GPU index {missing[0]} but this node was given only "
+                f"{len(self.devices)} GPU(s): {','.join(self.devices) or 'none'}"
+            )
+        return ",".join(self.devices[d] for d in devices)
 
     def fill(self, text: str) -> str:
         def sub(m: re.Match[str]) -> str:
@@ -61,10 +78,13 @@ class Process:
 
     def resolved(self, ctx: NodeContext) -> Process:
         """This process with every placeholder filled for the node running it."""
+        env = {k: ctx.fill(v) for k, v in self.env.items()}
+        if self.devices and "CUDA_VISIBLE_DEVICES" in env:
+            env["CUDA_VISIBLE_DEVICES"] = ctx.gpu_ids(self.devices)
         return replace(
             self,
             argv=tuple(ctx.fill(a) for a in self.argv),
-            env={k: ctx.fill(v) for k, v in self.env.items()},
+            env=env,
             ready_url=ctx.fill(self.ready_url) if self.ready_url else None,
         )
 

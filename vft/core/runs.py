@@ -1,16 +1,26 @@
 """Run folders: `<output_dir>/<name>/attempt-N/` with plan.json, configs, logs and run.json.
 
-A relaunch makes a new attempt, never overwriting an earlier one's logs. run.json is
-written atomically (temp file + rename) so a reader never sees half a record.
+A relaunch makes a new attempt, never overwriting an earlier one's logs. Every record is
+written atomically (temp file + rename) so a reader never sees half a record:
+
+- `run.json`: the run as a whole (status, backend, times, exit code, supervisor pid). One
+  writer per machine at a time (an flock guards read-modify-write between a launcher and
+  the supervisor it started); on several nodes only node 0 writes it.
+- `nodes/node-<rank>.json`: one node's state (its processes, pids, exit codes), written
+  only by that node's supervisor, so nodes sharing a filesystem never race on one file.
+- `logs/<process>.log`: each process's output; `logs/vft.log`: the supervisor's own.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +29,9 @@ from vft.core.errors import UserError
 from vft.core.plan import Plan
 
 ATTEMPT = re.compile(r"^attempt-(\d+)$")
+NODE_FILE = re.compile(r"^node-(\d+)\.json$")
+#: statuses after which nothing of the run is left running
+FINISHED = frozenset({"succeeded", "failed", "stopped", "lost", "dry-run"})
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -68,17 +81,53 @@ class Attempt:
     def plan(self) -> Plan:
         return Plan.from_json((self.path / "plan.json").read_text())
 
+    @property
+    def nodes_dir(self) -> Path:
+        return self.path / "nodes"
+
+    def log_path(self, process: str) -> Path:
+        return self.logs_dir / f"{safe_name(process)}.log"
+
     def record(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.record_path.read_text())
-        except FileNotFoundError:
-            return {}
+        return _read_json(self.record_path)
 
     def update(self, **fields: Any) -> dict[str, Any]:
         """Merge fields into run.json atomically and return the new record."""
-        record = {**self.record(), **fields}
-        write_json_atomic(self.record_path, record)
+        with self._locked():
+            record = {**self.record(), **fields}
+            write_json_atomic(self.record_path, record)
         return record
+
+    def node_path(self, rank: int) -> Path:
+        return self.nodes_dir / f"node-{rank}.json"
+
+    def node(self, rank: int) -> dict[str, Any]:
+        return _read_json(self.node_path(rank))
+
+    def write_node(self, rank: int, record: dict[str, Any]) -> None:
+        write_json_atomic(self.node_path(rank), record)
+
+    def nodes(self) -> dict[int, dict[str, Any]]:
+        """Every node's record, by rank."""
+        if not self.nodes_dir.is_dir():
+            return {}
+        found = {}
+        for p in self.nodes_dir.iterdir():
+            m = NODE_FILE.match(p.name)
+            if m:
+                found[int(m.group(1))] = _read_json(p)
+        return dict(sorted(found.items()))
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / ".run.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            with contextlib.suppress(OSError):  # a filesystem without locks: best effort
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def write_plan(self, plan: Plan) -> None:
         """plan.json and every rendered file, so the attempt folder is self-contained."""
@@ -121,6 +170,19 @@ class RunFolder:
             name=plan.name, attempt=n, backend=backend, status="created", created_at=time.time()
         )
         return attempt
+
+
+def safe_name(name: str) -> str:
+    """A process name as a file name (plans from plugins may use any characters)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "process"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def run_folder(output_dir: str | Path, name: str) -> RunFolder:

@@ -1,0 +1,182 @@
+"""What the batch script runs inside the job: `python -m vft_slurm.node COMMAND ...`.
+
+    addresses             once, in the batch step: every node's address, in SLURM_NODEID order
+    install RUN_DIR       once, in the batch step: `environment.install`, as a local run does
+    agent RUN_DIR         one task per node: this node's part of the plan, under the supervisor
+    finish RUN_DIR RC     after the step: the run's outcome into run.json; prints the exit code
+
+Slurm is reached through its commands only; vft's supervisor does the work on each node.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vft.core.plan import Plan
+    from vft.core.runs import Attempt
+
+WATCH_S = 0.5  # how often a serving-only node reads the trainer nodes' records
+
+_NODE_ADDR = re.compile(r"\bNodeName=(\S+).*?\bNodeAddr=(\S+)")
+
+
+def hostnames(nodelist: str) -> list[str]:
+    """Slurm's expansion of a node list (`node[1-2]` -> node1, node2), in node-id order."""
+    out = subprocess.run(
+        ["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True
+    )
+    return out.stdout.split()
+
+
+def node_addrs(nodelist: str) -> dict[str, str]:
+    """NodeName -> NodeAddr as slurm.conf declares them (NodeAddr defaults to the name)."""
+    out = subprocess.run(
+        ["scontrol", "show", "node", "-o", nodelist], capture_output=True, text=True, check=False
+    )
+    return {m[1]: m[2] for m in map(_NODE_ADDR.search, out.stdout.splitlines()) if m}
+
+
+def resolve(host: str) -> str:
+    """An IPv4 address for `host`, so that every node connects to the same interface."""
+    try:
+        return socket.getaddrinfo(host, None, socket.AF_INET)[0][4][0]
+    except OSError:
+        return host  # leave it to the resolver of whoever connects
+
+
+def addresses(nodelist: str) -> list[str]:
+    names = hostnames(nodelist)
+    declared = node_addrs(nodelist)
+    return [resolve(declared.get(name, name)) for name in names]
+
+
+def on_slurm_devices(plan: Plan, rank: int, visible: str | None) -> Plan:
+    """The plan with this node's device ids mapped onto the GPUs Slurm gave the job here.
+
+    A plan numbers a node's GPUs 0..n-1; Slurm's CUDA_VISIBLE_DEVICES names the ones the
+    job got on this node (`4,5` on a shared 8-GPU node without device cgroups).
+    """
+    if plan.is_cpu or visible is None:
+        return plan
+    given = [d for d in visible.split(",") if d]
+    procs = []
+    for p in plan.processes:
+        env = dict(p.env)
+        if p.node == rank and p.devices and "CUDA_VISIBLE_DEVICES" in env:
+            if max(p.devices) >= len(given):
+                raise SystemExit(
+                    f"vft-slurm: {p.name} needs GPU {max(p.devices)} of node {rank}, but Slurm "
+                    f"gave this node {len(given)} (CUDA_VISIBLE_DEVICES={visible})"
+                )
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(given[d] for d in p.devices)
+        procs.append(replace(p, env=env))
+    return replace(plan, processes=tuple(procs))
+
+
+def run_agent(run_dir: Path) -> int:
+    """This node's part of the plan, under the same supervisor as `vft agent`."""
+    from vft.core.plan import NodeContext
+    from vft.core.runs import Attempt
+    from vft.core.supervisor import run_node
+
+    host = os.environ.get("SLURMD_NODENAME", socket.gethostname())
+    if not (run_dir / "plan.json").is_file():
+        print(
+            f"vft-slurm: {run_dir}/plan.json is not visible on {host}: run.output_dir must be "
+            "on a filesystem every node mounts",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 2
+    rank = int(os.environ["SLURM_NODEID"])
+    addrs = tuple(os.environ["VFT_NODE_ADDRESSES"].split(","))
+    attempt = Attempt(run_dir)
+    plan = on_slurm_devices(attempt.plan(), rank, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    done = ServeUntilTrained(attempt, plan, rank)
+    code = run_node(plan, attempt, NodeContext(rank, addrs, str(run_dir)), echo=True)
+    if done.fired.is_set() and attempt.node(rank).get("status") == "stopped":
+        return 0  # stopped because training ended on the other nodes: that is success
+    return code
+
+
+class ServeUntilTrained:
+    """Ends a node that only serves once every trainer node has finished.
+
+    A supervisor stops its servers when *its* trainer exits; a node of a multi-node plan
+    with servers and no trainer would serve forever, and the Slurm step, which ends only
+    when every task has, with it. The nodes' records are on the shared filesystem, so
+    this node reads the trainers' ends there and stops its supervisor with SIGTERM (its
+    orderly stop).
+    """
+
+    def __init__(self, attempt: Attempt, plan: Plan, rank: int) -> None:
+        self.attempt = attempt
+        self.fired = threading.Event()
+        self.trainer_nodes = sorted({p.node for p in plan.processes if p.role == "trainer"})
+        if rank in self.trainer_nodes or not self.trainer_nodes:
+            return
+        threading.Thread(target=self._watch, name="vft-slurm-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        from vft.core.runs import FINISHED
+
+        while True:
+            time.sleep(WATCH_S)
+            states = [self.attempt.node(r).get("status") for r in self.trainer_nodes]
+            if all(s in FINISHED for s in states):
+                self.fired.set()
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+
+def install(run_dir: Path) -> int:
+    """`environment.install`, once per job, the way a local run installs it."""
+    from vft.backends.local.install import install as pip_install
+    from vft.core.runs import Attempt
+
+    attempt = Attempt(run_dir)
+    for note in pip_install(attempt.plan().install, attempt.log_path("install")):
+        print(f"vft: {note}", flush=True)
+    return 0
+
+
+def finish(run_dir: Path, step_code: int) -> int:
+    """Record the outcome (see verdict.py) and return the job's exit code."""
+    from vft.core.runs import Attempt
+    from vft_slurm.verdict import outcome
+
+    attempt = Attempt(run_dir)
+    result = outcome(attempt, step_code)
+    attempt.update(**result, ended_at=time.time())
+    return result["exit_code"]
+
+
+def main(argv: list[str]) -> int:
+    match argv:
+        case ["addresses"]:
+            print(",".join(addresses(os.environ["SLURM_JOB_NODELIST"])))
+            return 0
+        case ["agent", run_dir]:
+            return run_agent(Path(run_dir).resolve())
+        case ["install", run_dir]:
+            return install(Path(run_dir))
+        case ["finish", run_dir, code]:
+            print(finish(Path(run_dir), int(code)))
+            return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,234 @@
+"""Preflight for this machine: are the plan's GPUs here, free and big enough; are its ports?
+
+GPUs are read through NVML (pynvml when installed, else `nvidia-smi`), only those an
+existing CUDA_VISIBLE_DEVICES leaves visible; the plan's device ids index that list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from vft.core.plan import Plan
+
+NVIDIA_SMI_TIMEOUT_S = 15
+BUSY_MIB = 512  # less than this on a GPU is a display or a driver, not a job
+
+
+@dataclass(frozen=True)
+class Gpu:
+    index: int  # physical index, as nvidia-smi numbers it
+    uuid: str
+    name: str
+    total_mib: int
+    free_mib: int
+    processes: tuple[tuple[int, int], ...] = field(default=())  # (pid, used MiB)
+
+    @property
+    def busy(self) -> bool:
+        return sum(mib for _, mib in self.processes) >= BUSY_MIB
+
+
+def query_gpus() -> tuple[list[Gpu] | None, str]:
+    """Every NVIDIA GPU of this machine, or None with the reason none can be seen."""
+    with contextlib.suppress(Exception):
+        return _query_nvml(), "NVML"
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None, "nvidia-smi not found on PATH"
+    try:
+        gpus = _run_smi(
+            smi,
+            "--query-gpu=index,uuid,name,memory.total,memory.free",
+            "--format=csv,noheader,nounits",
+        )
+        apps = _run_smi(
+            smi, "--query-compute-apps=gpu_uuid,pid,used_memory", "--format=csv,noheader,nounits"
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"nvidia-smi failed: {exc}"
+    return parse_smi(gpus, apps), "nvidia-smi"
+
+
+def _run_smi(smi: str, *args: str) -> str:
+    out = subprocess.run(
+        [smi, *args], capture_output=True, text=True, timeout=NVIDIA_SMI_TIMEOUT_S, check=True
+    )
+    return out.stdout
+
+
+def parse_smi(gpus_csv: str, apps_csv: str) -> list[Gpu]:
+    """nvidia-smi's CSV (noheader, nounits) into Gpu records."""
+    used: dict[str, list[tuple[int, int]]] = {}
+    for row in _rows(apps_csv):
+        if len(row) >= 3 and row[1].isdigit():
+            mib = int(row[2]) if row[2].isdigit() else 0
+            used.setdefault(row[0], []).append((int(row[1]), mib))
+    found = []
+    for row in _rows(gpus_csv):
+        if len(row) < 5 or not row[0].isdigit():
+            continue
+        index, uuid, name, total, free = row[:5]
+        found.append(
+            Gpu(int(index), uuid, name, _mib(total), _mib(free), tuple(used.get(uuid, ())))
+        )
+    return found
+
+
+def _rows(csv: str) -> list[list[str]]:
+    return [[c.strip() for c in line.split(",")] for line in csv.splitlines() if line.strip()]
+
+
+def _mib(text: str) -> int:
+    try:
+        return int(float(text))
+    except ValueError:
+        return 0
+
+
+def _query_nvml() -> list[Gpu]:
+    import pynvml  # optional: nvidia-ml-py
+
+    pynvml.nvmlInit()
+    try:
+        found = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+            procs = tuple(
+                (p.pid, (p.usedGpuMemory or 0) >> 20)
+                for p in pynvml.nvmlDeviceGetComputeRunningProcesses(h)
+            )
+            name = pynvml.nvmlDeviceGetName(h)
+            uuid = pynvml.nvmlDeviceGetUUID(h)
+            found.append(
+                Gpu(
+                    i,
+                    uuid.decode() if isinstance(uuid, bytes) else uuid,
+                    name.decode() if isinstance(name, bytes) else name,
+                    mem.total >> 20,
+                    mem.free >> 20,
+                    procs,
+                )
+            )
+        return found
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def visible(gpus: list[Gpu], cuda_visible: str | None) -> list[Gpu]:
+    """The GPUs a process started here would see, in CUDA's order."""
+    if cuda_visible is None:
+        return list(gpus)
+    chosen = []
+    for token in (t.strip() for t in cuda_visible.split(",")):
+        if not token:
+            break
+        match = [g for g in gpus if (token.isdigit() and g.index == int(token))]
+        match = match or [g for g in gpus if token.startswith("GPU-") and g.uuid.startswith(token)]
+        if not match:
+            break  # CUDA stops at the first invalid entry
+        chosen.append(match[0])
+    return chosen
+
+
+def gpu_problems(plan: Plan, gpus: list[Gpu]) -> tuple[list[str], list[str]]:
+    """(problems, notes) for node 0 of a GPU plan on these visible GPUs."""
+    need = plan.gpus_per_node
+    what = f"{need} x {plan.gpu_type}"
+    names = sorted({g.name for g in gpus})
+    if len(gpus) < need:
+        have = f"{len(gpus)} visible ({', '.join(names)})" if gpus else "none visible"
+        return [f"resources.gpus: the plan needs {what}, this machine has {have}"], []
+    problems, notes = [], [f"GPUs: {len(gpus)} visible ({', '.join(names)}), the plan uses {need}"]
+    if plan.gpu_type and not any(_same_type(plan.gpu_type, n) for n in names):
+        notes.append(f"the plan was sized for {plan.gpu_type}; this machine has {', '.join(names)}")
+    util = float((plan.recipe.get("inference") or {}).get("gpu_memory_utilization", 0.9))
+    trainer_gib = plan.memory.get("trainer_gib_per_gpu")
+    for p in plan.processes_on(0):
+        for d in p.devices:
+            if d >= len(gpus):
+                problems.append(f"{p.name} uses GPU {d}, only {len(gpus)} visible")
+                continue
+            g = gpus[d]
+            if g.busy:
+                who = ", ".join(f"pid {pid} ({mib} MiB)" for pid, mib in g.processes)
+                problems.append(f"GPU {g.index} is busy: {who}")
+                continue
+            want = util * g.total_mib if p.role == "inference" else (trainer_gib or 0) * 1024
+            if want and g.free_mib < want:
+                problems.append(
+                    f"GPU {g.index} has {g.free_mib / 1024:.1f} GiB free, "
+                    f"{p.name} needs about {want / 1024:.1f} GiB"
+                )
+    return problems, notes
+
+
+def _same_type(plan_type: str, smi_name: str) -> bool:
+    family = plan_type.split("-")[0].upper()
+    return family in smi_name.upper().replace(" ", "")
+
+
+def map_devices(plan: Plan, gpus: list[Gpu]) -> Plan:
+    """The plan with CUDA_VISIBLE_DEVICES in physical ids, as a child sees them directly."""
+    physical = [str(g.index) for g in gpus]
+    procs = []
+    for p in plan.processes:
+        env = dict(p.env)
+        if p.devices and env.get("CUDA_VISIBLE_DEVICES"):
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(physical[d] for d in p.devices)
+        procs.append(replace(p, env=env))
+    return replace(plan, processes=tuple(procs))
+
+
+# -- ports -------------------------------------------------------------------------------
+def plan_ports(plan: Plan) -> dict[str, int]:
+    """The ports the plan's processes bind on this machine, keyed as prepare(ports=) takes them."""
+    ports: dict[str, int] = {}
+    inf: Mapping[str, Any] = plan.inference or {}
+    if any(p.role == "inference" for p in plan.processes_on(0)):
+        if inf.get("port"):
+            ports["inference"] = int(inf["port"])
+        if inf.get("weight_sync_port"):
+            ports["weight_sync"] = int(inf["weight_sync_port"])
+    if (plan.trainer or {}).get("rendezvous_port"):
+        ports["rendezvous"] = int(plan.trainer["rendezvous_port"])
+    return ports
+
+
+def port_free(port: int) -> bool:
+    """Whether a server could bind `port` on every interface now (TIME_WAIT does not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def ports_to_move(plan: Plan) -> dict[str, int]:
+    """A free replacement for every port of the plan that is taken."""
+    ports = plan_ports(plan)
+    taken = {key: port for key, port in ports.items() if not port_free(port)}
+    used = set(ports.values())
+    moved = {}
+    for key in taken:
+        new = _free_port(used)
+        used.add(new)
+        moved[key] = new
+    return moved
+
+
+def _free_port(avoid: set[int]) -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(("0.0.0.0", 0))
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port

@@ -1,0 +1,226 @@
+"""`vft run`, `vft runs`, `vft status`, `vft logs`, `vft stop`.
+
+Every command after `run` finds the run folder and dispatches through the backend recorded
+in its run.json, so Modal and cluster runs answer the same commands as local ones.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+import click
+
+from vft.cli.options import backend_option, recipe_argument, set_option
+from vft.core.errors import UserError
+
+output_dir_option = click.option(
+    "--output-dir",
+    default="outputs",
+    show_default=True,
+    envvar="VFT_OUTPUT_DIR",
+    help="Where run folders live (the recipe's run.output_dir).",
+)
+run_argument = click.argument("run", metavar="RUN")
+
+
+@click.command("run")
+@recipe_argument
+@backend_option
+@set_option
+@click.option("--detach", "-d", is_flag=True, help="Return at once; follow with `vft logs RUN -f`.")
+@click.option(
+    "--dry-run", is_flag=True, help="Write the run folder and show the plan; start nothing."
+)
+@click.option("--force", is_flag=True, help="Launch although the preflight found a problem.")
+def run_command(
+    recipe: str,
+    backend: str,
+    overrides: tuple[str, ...],
+    detach: bool,
+    dry_run: bool,
+    force: bool,
+) -> None:
+    """Run RECIPE on a backend: preflight, a new attempt folder, then the processes.
+
+    Exits with the run's exit code (the failing process's code, 130 after Ctrl-C).
+    """
+    from vft.core.prepare import prepare
+    from vft.core.runs import run_folder
+
+    prepared = prepare(recipe, overrides, backend)
+    impl = prepared.backend
+    if detach and not impl.capabilities.detach:
+        raise UserError(f"--detach: backend {backend!r} cannot run detached")
+    # a taken port is moved, not refused: re-plan so every argv agrees on the new one
+    move = getattr(impl, "ports_to_move", None)
+    moved = move(prepared.plan) if move else {}
+    if moved:
+        old = _ports(prepared.plan)
+        prepared = prepare(recipe, overrides, backend, ports=moved)
+        for key, port in moved.items():
+            _note(f"port {old.get(key)} ({key}) is taken; using {port}")
+    plan = prepared.plan
+    for note in impl.check(plan, force=force):
+        _note(note)
+    attempt = run_folder(plan.run.get("output_dir", "outputs"), plan.name).new_attempt(
+        plan, backend
+    )
+    _note(f"run {plan.name} attempt-{attempt.number}: {attempt.path}")
+    if dry_run:
+        from vft.cli.plan_cmd import show_plan
+
+        show_plan(plan, impl.describe(plan))
+        attempt.update(status="dry-run")
+        _note("dry run: nothing started")
+        return
+    code = impl.launch(plan, attempt, detach=detach)
+    if detach:
+        click.echo(plan.name)
+        _note(f"follow: vft logs {plan.name} -f    stop: vft stop {plan.name}")
+    sys.exit(code)  # not ctx.exit: click would return the code instead of exiting with it
+
+
+def _ports(plan: Any) -> dict[str, Any]:
+    return {
+        "inference": plan.inference.get("port"),
+        "weight_sync": plan.inference.get("weight_sync_port"),
+        "rendezvous": plan.trainer.get("rendezvous_port"),
+    }
+
+
+def _note(text: str) -> None:
+    from vft.core.secrets import redact
+
+    click.echo(f"vft: {redact(text)}", err=True)
+
+
+def _resolve(run: str, output_dir: str) -> tuple[Any, Any]:
+    """(attempt, backend instance) for a run reference, through its recorded backend."""
+    from vft.core.plugins import registry
+    from vft.core.runs import find_attempt
+
+    attempt = find_attempt(run, output_dir)
+    name = attempt.record().get("backend") or "local"
+    return attempt, registry().backend(name)
+
+
+@click.command("runs")
+@output_dir_option
+def runs_command(output_dir: str) -> None:
+    """List runs under the output dir with the status of each one's latest attempt."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from vft.core.plugins import registry
+    from vft.core.runs import list_runs
+
+    runs = list_runs(output_dir)
+    if not runs:
+        click.echo(f"no runs under {output_dir}/")
+        return
+    reg = registry()
+    table = Table()
+    for col in ("run", "status", "backend", "attempt", "started", "exit code"):
+        table.add_column(col)
+    for folder in runs:
+        attempt = folder.latest()
+        assert attempt is not None
+        record = attempt.record()
+        name = record.get("backend", "?")
+        try:
+            state = reg.backend(name).status(attempt)
+        except UserError:
+            state = {**record, "status": f"{record.get('status', '?')} ({name} not installed)"}
+        except Exception as exc:  # one unreachable backend must not hide the other runs
+            state = {**record, "status": f"unknown ({type(exc).__name__})"}
+        table.add_row(
+            folder.name,
+            str(state.get("status", "?")),
+            name,
+            str(attempt.number),
+            _when(state.get("started_at") or record.get("created_at")),
+            _code(state.get("exit_code")),
+        )
+    Console().print(table)
+
+
+@click.command("status")
+@run_argument
+@output_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the full status record as JSON.")
+def status_command(run: str, output_dir: str, as_json: bool) -> None:
+    """Show RUN's status: overall, and each process's pid and exit code."""
+    import json
+
+    from vft.core.secrets import Redactor
+
+    attempt, backend = _resolve(run, output_dir)
+    state = Redactor.for_env(os.environ).obj(backend.status(attempt))
+    if as_json:
+        click.echo(json.dumps(state, indent=2, sort_keys=True, default=str))
+        return
+    line = f"{attempt.run_name} attempt-{attempt.number} [{backend.name}]: {state.get('status')}"
+    if state.get("exit_code") is not None:
+        line += f", exit code {state['exit_code']}"
+    if state.get("started_at"):
+        line += f", started {_when(state['started_at'])}"
+    click.echo(line)
+    failed = state.get("failed")
+    if failed:
+        click.echo(f"  failed: {failed.get('process')}: {failed.get('reason')}")
+    for name, info in (state.get("processes") or {}).items():
+        code = info.get("exit_code")
+        status = "running" if code is None else f"exit code {code}"
+        click.echo(f"  {name:<12} pid {info.get('pid')}  {status}  {info.get('log', '')}")
+    click.echo(f"  folder: {attempt.path}")
+
+
+@click.command("logs")
+@run_argument
+@output_dir_option
+@click.option(
+    "--follow", "-f", is_flag=True, help="Keep printing as the run writes, until it ends."
+)
+@click.option("--process", "-p", metavar="NAME", help="Only this process's log (e.g. trainer).")
+def logs_command(run: str, output_dir: str, follow: bool, process: str | None) -> None:
+    """Print RUN's logs: every process prefixed with its name, or one with --process."""
+    attempt, backend = _resolve(run, output_dir)
+    try:
+        for line in backend.logs(attempt, follow=follow, process=process):
+            click.echo(line)
+    except KeyboardInterrupt:  # Ctrl-C ends following, not the run
+        pass
+
+
+@click.command("stop")
+@run_argument
+@output_dir_option
+def stop_command(run: str, output_dir: str) -> None:
+    """Stop RUN in order (SIGTERM to every process tree, SIGKILL after the grace period)."""
+    from vft.core.runs import FINISHED
+
+    attempt, backend = _resolve(run, output_dir)
+    before = backend.status(attempt).get("status")
+    if before in FINISHED:
+        click.echo(f"{attempt.run_name} attempt-{attempt.number} is not running ({before})")
+        return
+    started = time.monotonic()
+    backend.stop(attempt)
+    after = backend.status(attempt)
+    click.echo(
+        f"{attempt.run_name} attempt-{attempt.number}: {after.get('status')} "
+        f"in {time.monotonic() - started:.1f} s"
+    )
+
+
+def _when(ts: Any) -> str:
+    if not ts:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(ts)))
+
+
+def _code(code: Any) -> str:
+    return "-" if code is None else str(code)

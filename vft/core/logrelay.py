@@ -1,0 +1,196 @@
+"""Child output: every byte to the process's log file, a bounded live merge to the console.
+
+A child must never block on vft. Each child writes into a pipe (enlarged to 1 MiB) that a
+reader thread drains in large chunks straight into `logs/<name>.log`; the console merge is
+fed from a bounded queue, rate-limited to what a person can read, and *drops* what a slow
+terminal cannot keep up with (saying how much, and where to find it) instead of pushing
+back on the child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import BinaryIO
+
+from vft.core.secrets import Redactor
+
+PIPE_SIZE = 1 << 20
+READ_SIZE = 1 << 20
+CONSOLE_BACKLOG = 4 << 20  # bytes waiting for the terminal before the merge starts dropping
+# nobody reads more than this live; beyond it the merge samples (the log files keep all)
+CONSOLE_RATE = 2 << 20  # bytes per second
+CONSOLE_BURST = 8 << 20
+MAX_PARTIAL = 64 << 10
+BATCH = 256 << 10
+BATCH_WAIT_S = 0.002  # a line longer than this is written out in pieces
+COLOURS = {"inference": "36", "trainer": "35", "vft": "1;33"}
+OTHER_COLOURS = ("32", "34", "96", "95", "92", "94")
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def make_pipe() -> tuple[int, int]:
+    """(read end, write end) of a pipe as large as the kernel allows us (1 MiB by default)."""
+    r, w = os.pipe()
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(w, _F_SETPIPE_SZ, PIPE_SIZE)
+    return r, w
+
+
+class ConsoleMerge:
+    """The live, prefixed, colour-coded merge of every process's output on one stream."""
+
+    def __init__(self, out: BinaryIO | None = None, *, names: list[str] | None = None) -> None:
+        stdout = getattr(sys.stdout, "buffer", None)  # None under pythonw or a closed stdout
+        self.out = out if out is not None else stdout or open(os.devnull, "wb")  # noqa: SIM115
+        tty = bool(getattr(self.out, "isatty", lambda: False)())
+        self.colour = tty and "NO_COLOR" not in os.environ
+        self.width = max([len(n) for n in names or []] + [3]) + 2
+        self._queue: deque[tuple[str, bytes]] = deque()
+        self._pending = 0
+        self._dropped: dict[str, int] = {}
+        self._cond = threading.Condition()
+        self._closed = False
+        self._prefixes: dict[str, bytes] = {}
+        self._tokens = float(CONSOLE_BURST)
+        self._refilled = time.monotonic()
+        self._thread = threading.Thread(target=self._drain, name="vft-console", daemon=True)
+        self._thread.start()
+
+    def offer(self, name: str, chunk: bytes) -> None:
+        """Queue a child's chunk for the terminal, or count it as dropped; never waits."""
+        with self._cond:
+            now = time.monotonic()
+            self._tokens = min(CONSOLE_BURST, self._tokens + (now - self._refilled) * CONSOLE_RATE)
+            self._refilled = now
+            if self._pending + len(chunk) > CONSOLE_BACKLOG or len(chunk) > self._tokens:
+                self._dropped[name] = self._dropped.get(name, 0) + len(chunk)
+                return
+            self._tokens -= len(chunk)
+            self._pending += len(chunk)
+            self._queue.append((name, chunk))
+            self._cond.notify()
+
+    def say(self, text: str) -> None:
+        """vft's own messages: always shown, in order with the children's output."""
+        with self._cond:
+            self._queue.append(("vft", (text.rstrip("\n") + "\n").encode()))
+            self._cond.notify()
+
+    def close(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _prefix(self, name: str) -> bytes:
+        if name not in self._prefixes:
+            label = f"[{name}]".ljust(self.width)
+            if self.colour:
+                colour = (
+                    COLOURS.get(name.split("-")[0])
+                    or OTHER_COLOURS[len(self._prefixes) % len(OTHER_COLOURS)]
+                )
+                label = f"\x1b[{colour}m{label}\x1b[0m"
+            self._prefixes[name] = label.encode()
+        return self._prefixes[name]
+
+    def _drain(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                name, chunk = self._queue.popleft()
+                if name != "vft":
+                    self._pending -= len(chunk)
+                dropped: dict[str, int] = {}
+                if not self._pending and self._dropped:  # caught up: say what was skipped
+                    dropped, self._dropped = self._dropped, {}
+            self._write(name, chunk)
+            for who, count in dropped.items():
+                note = f"... {count} bytes too fast to show here; all in logs/{who}.log\n"
+                self._write(who, note.encode())
+
+    def _write(self, name: str, chunk: bytes) -> None:
+        if b"\r" in chunk:  # progress bars: show each line as a terminal would leave it
+            chunk = b"\n".join(line.rsplit(b"\r", 1)[-1] for line in chunk.split(b"\n"))
+        prefix = self._prefix(name) + b" "
+        body = chunk[:-1] if chunk.endswith(b"\n") else chunk
+        try:
+            self.out.write(prefix + body.replace(b"\n", b"\n" + prefix) + b"\n")
+            self.out.flush()
+        except (OSError, ValueError):  # the terminal went away: the log files still have it all
+            pass
+
+
+def relay(
+    name: str,
+    fd: int,
+    log_path: Path,
+    redactor: Redactor,
+    console: ConsoleMerge | None,
+) -> threading.Thread:
+    """Start a thread that drains `fd` into `log_path` (and the console) until EOF."""
+
+    def run() -> None:
+        carry = b""
+        with open(log_path, "ab", buffering=0) as log:
+            while True:
+                try:
+                    data = os.read(fd, READ_SIZE)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                if len(data) < BATCH:
+                    # let a fast writer fill the pipe a little: one wake-up per few hundred
+                    # KiB instead of one per write saves the child most of the pipe's cost
+                    time.sleep(BATCH_WAIT_S)
+                data = carry + data if carry else data
+                # cut at a line end so a secret is never split across two redactions
+                cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+                if cut == 0 and len(data) < MAX_PARTIAL:
+                    carry = data
+                    continue
+                if cut == 0:
+                    cut = len(data)
+                chunk, carry = data[:cut], data[cut:]
+                _emit(name, redactor.bytes(chunk), log, console)
+            if carry:
+                _emit(name, redactor.bytes(carry), log, console)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+    thread = threading.Thread(target=run, name=f"vft-relay-{name}", daemon=True)
+    thread.start()
+    return thread
+
+
+def _emit(name: str, chunk: bytes, log: BinaryIO, console: ConsoleMerge | None) -> None:
+    log.write(chunk)
+    if console is not None:
+        console.offer(name, chunk)
+
+
+def tail_lines(path: Path, n: int = 20, max_bytes: int = 256 << 10) -> list[str]:
+    """The last `n` lines of a log file (progress-bar carriage returns resolved)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return []
+    lines = [line.rsplit(b"\r", 1)[-1] for line in data.split(b"\n")]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return [line.decode(errors="replace") for line in lines[-n:]]
