@@ -162,21 +162,17 @@ def test_bad_options_are_one_line(tmp_path, option, key, words):
 
 def test_device_ids_map_onto_what_slurm_gave_the_node():
     """A plan numbers a node's GPUs 0..n-1; Slurm names the ones the job got (here 4,5)."""
-    from vft_slurm.node import on_slurm_devices
-
-    from vft.core.plan import Plan, Process
+    from vft.core.plan import NodeContext, Process
 
     procs = (
         Process("inference", "inference-0", 0, (0,), ("serve",), {"CUDA_VISIBLE_DEVICES": "0"}),
         Process("trainer", "trainer-0", 0, (1,), ("train",), {"CUDA_VISIBLE_DEVICES": "1"}),
-        Process("trainer", "trainer-1", 1, (0, 1), ("train",), {"CUDA_VISIBLE_DEVICES": "0,1"}),
     )
-    plan = Plan("t", "slurm", "T4", 2, 2, {}, {}, procs, {}, {}, {})
-    mapped = on_slurm_devices(plan, 0, "4,5")
-    envs = {p.name: p.env["CUDA_VISIBLE_DEVICES"] for p in mapped.processes}
-    assert envs == {"inference-0": "4", "trainer-0": "5", "trainer-1": "0,1"}  # node 1: its own
-    with pytest.raises(SystemExit, match="needs GPU 1 of node 1, but Slurm gave this node 1"):
-        on_slurm_devices(plan, 1, "7")
+    ctx = NodeContext.here(0, ("a",), "/r", {"CUDA_VISIBLE_DEVICES": "4,5"})
+    envs = {p.name: p.resolved(ctx).env["CUDA_VISIBLE_DEVICES"] for p in procs}
+    assert envs == {"inference-0": "4", "trainer-0": "5"}
+    with pytest.raises(ValueError, match="GPU index 1 but this node was given only 1"):
+        procs[1].resolved(NodeContext.here(1, ("a", "b"), "/r", {"CUDA_VISIBLE_DEVICES": "7"}))
 
 
 def test_without_slurm_commands_run_is_refused_in_one_line(tmp_path):

@@ -47,4 +47,5 @@ def agent_command(run_dir: str, node_rank: int, addresses: str, echo: bool) -> N
             f"--node-rank: {node_rank} is not a node of this plan (0..{plan.nodes - 1})"
         )
     # sys.exit, not ctx.exit: click returns (and `python -m vft` drops) a ctx.exit code
-    sys.exit(run_node(plan, attempt, NodeContext(node_rank, nodes, str(path)), echo=echo))
+    ctx = NodeContext.here(node_rank, nodes, str(path))
+    sys.exit(run_node(plan, attempt, ctx, echo=echo))

@@ -17,6 +17,7 @@ user already narrowed them (Slurm sets CUDA_VISIBLE_DEVICES per job step), the n
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -34,6 +35,23 @@ class NodeContext:
     addresses: tuple[str, ...]
     run_dir: str
     devices: tuple[str, ...] | None = None  # physical GPU ids the node was given, if narrowed
+
+    @classmethod
+    def here(
+        cls,
+        rank: int,
+        addresses: tuple[str, ...],
+        run_dir: str,
+        environ: Mapping[str, str] | None = None,
+    ) -> NodeContext:
+        """This machine's context; GPUs narrowed by an inherited CUDA_VISIBLE_DEVICES (set by
+        Slurm per job step, or by the user) are honoured: the plan's ids index that list."""
+        env = os.environ if environ is None else environ
+        visible = env.get("CUDA_VISIBLE_DEVICES")
+        devices = (
+            None if visible is None else tuple(d.strip() for d in visible.split(",") if d.strip())
+        )
+        return cls(rank, tuple(addresses), run_dir, devices)
 
     def gpu_ids(self, devices: tuple[int, ...]) -> str:
         """CUDA_VISIBLE_DEVICES for a process using the plan's device indices."""

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from subprocess import Popen
 from typing import Any
 
+from vft.core.errors import UserError
 from vft.core.logrelay import ConsoleMerge, make_pipe, relay, tail_lines
 from vft.core.plan import NodeContext, Plan, Process
 from vft.core.procs import (
@@ -62,8 +63,16 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def run_node(plan: Plan, attempt: Attempt, ctx: NodeContext, *, echo: bool = True) -> int:
-    """Run node `ctx.rank` of `plan` to the end; return its exit code (0 = trainer succeeded)."""
-    return Supervisor(plan, attempt, ctx, echo=echo).run()
+    """Run node `ctx.rank` of `plan` to the end; return its exit code (0 = trainer succeeded).
+
+    Raises UserError, before anything starts, when the plan does not fit this node (fewer
+    GPUs given than it uses, an address missing).
+    """
+    try:
+        supervisor = Supervisor(plan, attempt, ctx, echo=echo)
+    except ValueError as exc:
+        raise UserError(f"node {ctx.rank}: {exc}") from None
+    return supervisor.run()
 
 
 @dataclass

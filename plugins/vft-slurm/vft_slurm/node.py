@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,29 +60,6 @@ def addresses(nodelist: str) -> list[str]:
     return [resolve(declared.get(name, name)) for name in names]
 
 
-def on_slurm_devices(plan: Plan, rank: int, visible: str | None) -> Plan:
-    """The plan with this node's device ids mapped onto the GPUs Slurm gave the job here.
-
-    A plan numbers a node's GPUs 0..n-1; Slurm's CUDA_VISIBLE_DEVICES names the ones the
-    job got on this node (`4,5` on a shared 8-GPU node without device cgroups).
-    """
-    if plan.is_cpu or visible is None:
-        return plan
-    given = [d for d in visible.split(",") if d]
-    procs = []
-    for p in plan.processes:
-        env = dict(p.env)
-        if p.node == rank and p.devices and "CUDA_VISIBLE_DEVICES" in env:
-            if max(p.devices) >= len(given):
-                raise SystemExit(
-                    f"vft-slurm: {p.name} needs GPU {max(p.devices)} of node {rank}, but Slurm "
-                    f"gave this node {len(given)} (CUDA_VISIBLE_DEVICES={visible})"
-                )
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(given[d] for d in p.devices)
-        procs.append(replace(p, env=env))
-    return replace(plan, processes=tuple(procs))
-
-
 def run_agent(run_dir: Path) -> int:
     """This node's part of the plan, under the same supervisor as `vft agent`."""
     from vft.core.plan import NodeContext
@@ -102,9 +78,10 @@ def run_agent(run_dir: Path) -> int:
     rank = int(os.environ["SLURM_NODEID"])
     addrs = tuple(os.environ["VFT_NODE_ADDRESSES"].split(","))
     attempt = Attempt(run_dir)
-    plan = on_slurm_devices(attempt.plan(), rank, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    plan = attempt.plan()
     done = ServeUntilTrained(attempt, plan, rank)
-    code = run_node(plan, attempt, NodeContext(rank, addrs, str(run_dir)), echo=True)
+    # the plan's device ids index the GPUs Slurm gave this step (CUDA_VISIBLE_DEVICES)
+    code = run_node(plan, attempt, NodeContext.here(rank, addrs, str(run_dir)), echo=True)
     if done.fired.is_set() and attempt.node(rank).get("status") == "stopped":
         return 0  # stopped because training ended on the other nodes: that is success
     return code

@@ -72,11 +72,11 @@ class LocalBackend(Backend):
         from vft.core.supervisor import run_node
 
         attempt = Attempt(attempt.path.resolve())
-        plan = self._for_this_machine(plan, attempt)
         for note in install(plan.install, attempt.log_path("install")):
             print(f"vft: {note}", file=sys.stderr)
         if not detach:
-            return run_node(plan, attempt, NodeContext(0, ("127.0.0.1",), str(attempt.path)))
+            ctx = NodeContext.here(0, ("127.0.0.1",), str(attempt.path))
+            return run_node(plan, attempt, ctx)
         argv = [sys.executable, "-m", "vft", "agent", str(attempt.path)]
         argv += ["--node-rank", "0", "--addresses", "127.0.0.1", "--no-echo"]
         attempt.update(status="starting", detached=True)  # before the agent can write "running"
@@ -91,18 +91,6 @@ class LocalBackend(Backend):
             )
         attempt.update(supervisor_pid=agent.pid, supervisor_create_time=_create_time(agent.pid))
         return 0
-
-    def _for_this_machine(self, plan: Plan, attempt: Attempt) -> Plan:
-        """Device ids through an existing CUDA_VISIBLE_DEVICES; plan.json records the result."""
-        cuda = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if plan.is_cpu or cuda is None:
-            return plan
-        gpus, _ = preflight.query_gpus()
-        if not gpus:
-            return plan
-        mapped = preflight.map_devices(plan, preflight.visible(gpus, cuda))
-        attempt.write_plan(mapped)
-        return mapped
 
     # -- after launch ----------------------------------------------------------------------
     def status(self, attempt: Attempt) -> dict[str, Any]:

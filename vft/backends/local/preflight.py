@@ -11,7 +11,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from vft.core.plan import Plan
@@ -172,18 +172,6 @@ def gpu_problems(plan: Plan, gpus: list[Gpu]) -> tuple[list[str], list[str]]:
 def _same_type(plan_type: str, smi_name: str) -> bool:
     family = plan_type.split("-")[0].upper()
     return family in smi_name.upper().replace(" ", "")
-
-
-def map_devices(plan: Plan, gpus: list[Gpu]) -> Plan:
-    """The plan with CUDA_VISIBLE_DEVICES in physical ids, as a child sees them directly."""
-    physical = [str(g.index) for g in gpus]
-    procs = []
-    for p in plan.processes:
-        env = dict(p.env)
-        if p.devices and env.get("CUDA_VISIBLE_DEVICES"):
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(physical[d] for d in p.devices)
-        procs.append(replace(p, env=env))
-    return replace(plan, processes=tuple(procs))
 
 
 # -- ports -------------------------------------------------------------------------------

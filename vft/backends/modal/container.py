@@ -164,7 +164,7 @@ def run_in_volume(
     attempt.write_plan(plan)
     if rank == 0:  # the supervisor adds status, times and the exit code
         attempt.update(name=plan.name, attempt=attempt.number, backend="modal", nodes=plan.nodes)
-    ctx = NodeContext(rank=rank, addresses=tuple(addresses), run_dir=str(attempt.path))
+    ctx = NodeContext.here(rank, tuple(addresses), str(attempt.path))
     committer = CheckpointCommitter(attempt.path, commit, poll_s=poll_s, every_s=every_s)
     committer.start()
     say(f"node {rank} of {plan.nodes} for {plan.name} in {attempt.path}")
