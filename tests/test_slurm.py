@@ -275,8 +275,9 @@ def test_failure_on_node_two_fails_the_job_with_its_code(project):
     assert "failed: trainer-1: exited with code 1" in status
     assert "exitcode  : 3" in attempt.log_path("trainer-1").read_text()
     nodes = attempt.nodes()
-    assert nodes[1]["status"] == "failed" and nodes[0]["status"] == "stopped"
-    assert nodes[0]["exit_code"] == 143  # what srun alone would have reported
+    assert nodes[1]["status"] == "failed"
+    # node 0 only serves: the trainer node tells it (exit 1), unless srun's kill came first
+    assert (nodes[0]["status"], nodes[0]["exit_code"]) in {("failed", 1), ("stopped", 143)}
     info = slurm.job(attempt.record()["slurm_job_id"])
     assert (info.state, info.exit_code) == ("FAILED", 1)
 

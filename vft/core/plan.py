@@ -125,6 +125,7 @@ class Plan:
     warnings: tuple[str, ...] = ()
     install: tuple[str, ...] = ()
     run: Mapping[str, Any] = field(default_factory=dict)
+    ports: Mapping[str, int] = field(default_factory=dict)
     backend_options: Mapping[str, Any] = field(default_factory=dict)
     recipe: Mapping[str, Any] = field(default_factory=dict)
     version: int = PLAN_VERSION

@@ -22,7 +22,13 @@ from vft.core.process_env import CPU_TRAINER_ENV, TRAINER_ENV
 from vft.core.recipe import Recipe
 from vft.core.servers import InferenceServer, ServerPart
 
-DEFAULT_PORTS = {"inference": 8000, "weight_sync": 51216, "rendezvous": 29500, "dp_rpc": 13345}
+DEFAULT_PORTS = {
+    "inference": 8000,
+    "weight_sync": 51216,
+    "rendezvous": 29500,
+    "dp_rpc": 13345,
+    "control": 29400,  # + node rank: multi-node plans' end-of-training word
+}
 RUN_DIR = "{{run_dir}}"
 
 
@@ -102,6 +108,7 @@ def plan(recipe: Recipe, target: Target) -> Plan:
         warnings=tuple(warnings),
         install=tuple(recipe.environment.install),
         run=recipe.run.model_dump(),
+        ports=dict(ports),
         backend_options=dict(target.backend_options),
         recipe=recipe.model_dump(mode="json"),
     )

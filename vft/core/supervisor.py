@@ -51,6 +51,7 @@ from vft.core.procs import (
 )
 from vft.core.runs import Attempt
 from vft.core.secrets import Redactor
+from vft.core.supervisor_peers import FinishListener, announce, trainer_nodes
 from vft.core.supervisor_ready import ReadyWatch, ready_urls
 from vft.core.supervisor_records import NodeRecord, create_time
 
@@ -114,9 +115,12 @@ class Supervisor:
         self.wake = threading.Event()
         self.signals: list[int] = []
         self.watch: ReadyWatch | None = None
+        self.peers: FinishListener | None = None
         self.record = NodeRecord(attempt, ctx, self.redactor)
         attempt.logs_dir.mkdir(parents=True, exist_ok=True)
-        self._events = open(attempt.log_path("vft"), "a", buffering=1)  # noqa: SIM115
+        # one file per node: appends from several hosts to one file on a network fs can tear
+        events = "vft" if ctx.rank == 0 else f"vft-node{ctx.rank}"
+        self._events = open(attempt.log_path(events), "a", buffering=1)  # noqa: SIM115
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> int:
@@ -142,7 +146,10 @@ class Supervisor:
             if failure is not None:
                 self._report(failure)
             self._record_end(code, failure)
+            self._tell_peers(code)
         finally:
+            if self.peers is not None:
+                self.peers.close()
             if self.console is not None:
                 self.console.close()
             self._events.close()
@@ -162,6 +169,11 @@ class Supervisor:
         for p in self.procs:
             if p.role != "trainer" or not gate:
                 self._start(p, programs[p.name])
+        if self.plan.nodes > 1 and not trainers and trainer_nodes(self.plan):
+            try:
+                self.peers = FinishListener(self.plan, self.ctx.rank, self.wake)
+            except OSError as exc:
+                raise Failure(None, f"cannot listen for the trainer nodes: {exc}", 1) from None
         if urls:
             self.watch = ReadyWatch(urls, self.wake).start()
             self.say(f"waiting for {', '.join(urls)} (timeout {self.ready_timeout:g} s)")
@@ -184,6 +196,14 @@ class Supervisor:
             result = self._check_exits(ready, bool(urls))
             if result is not None:
                 return result
+            if self.peers is not None and (outcome := self.peers.outcome()) is not None:
+                node, code = outcome
+                if code:
+                    raise Failure(
+                        None, f"the trainer on node {node} failed (exit code {code})", code
+                    )
+                self.say("training finished on every trainer node: stopping the inference server")
+                return 0
             if not ready and time.monotonic() > ready_deadline:
                 raise Failure(
                     next((p.name for p in self.procs if p.ready_url), None),
@@ -220,6 +240,14 @@ class Supervisor:
                 self.say("training finished: stopping the inference server")
             return 0
         return None
+
+    def _tell_peers(self, code: int) -> None:
+        """A trainer node of a multi-node plan tells the serve-only nodes how it ended."""
+        if self.plan.nodes < 2 or not any(p.role == "trainer" for p in self.procs):
+            return
+        missed = announce(self.plan, self.ctx, code)
+        if missed:
+            self.say(f"could not tell node(s) {missed} that training ended (already gone?)")
 
     def _trainers_pending(self) -> bool:
         return any(

@@ -12,20 +12,16 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from vft.core.plan import Plan
-    from vft.core.runs import Attempt
+    pass
 
-WATCH_S = 0.5  # how often a serving-only node reads the trainer nodes' records
 
 _NODE_ADDR = re.compile(r"\bNodeName=(\S+).*?\bNodeAddr=(\S+)")
 
@@ -78,43 +74,10 @@ def run_agent(run_dir: Path) -> int:
     rank = int(os.environ["SLURM_NODEID"])
     addrs = tuple(os.environ["VFT_NODE_ADDRESSES"].split(","))
     attempt = Attempt(run_dir)
-    plan = attempt.plan()
-    done = ServeUntilTrained(attempt, plan, rank)
-    # the plan's device ids index the GPUs Slurm gave this step (CUDA_VISIBLE_DEVICES)
-    code = run_node(plan, attempt, NodeContext.here(rank, addrs, str(run_dir)), echo=True)
-    if done.fired.is_set() and attempt.node(rank).get("status") == "stopped":
-        return 0  # stopped because training ended on the other nodes: that is success
-    return code
-
-
-class ServeUntilTrained:
-    """Ends a node that only serves once every trainer node has finished.
-
-    A supervisor stops its servers when *its* trainer exits; a node of a multi-node plan
-    with servers and no trainer would serve forever, and the Slurm step, which ends only
-    when every task has, with it. The nodes' records are on the shared filesystem, so
-    this node reads the trainers' ends there and stops its supervisor with SIGTERM (its
-    orderly stop).
-    """
-
-    def __init__(self, attempt: Attempt, plan: Plan, rank: int) -> None:
-        self.attempt = attempt
-        self.fired = threading.Event()
-        self.trainer_nodes = sorted({p.node for p in plan.processes if p.role == "trainer"})
-        if rank in self.trainer_nodes or not self.trainer_nodes:
-            return
-        threading.Thread(target=self._watch, name="vft-slurm-watch", daemon=True).start()
-
-    def _watch(self) -> None:
-        from vft.core.runs import FINISHED
-
-        while True:
-            time.sleep(WATCH_S)
-            states = [self.attempt.node(r).get("status") for r in self.trainer_nodes]
-            if all(s in FINISHED for s in states):
-                self.fired.set()
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
+    # the plan's device ids index the GPUs Slurm gave this step (CUDA_VISIBLE_DEVICES);
+    # a serve-only node ends when the trainer nodes say so (vft.core.supervisor_peers)
+    ctx = NodeContext.here(rank, addrs, str(run_dir))
+    return run_node(attempt.plan(), attempt, ctx, echo=True)
 
 
 def install(run_dir: Path) -> int:

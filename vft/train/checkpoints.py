@@ -1,0 +1,62 @@
+"""Where checkpoints live, and which one `resume_from_checkpoint = "latest"` means.
+
+Each attempt writes `<attempt>/checkpoints/checkpoint-<step>/`. A relaunch is a new
+attempt folder next to the old ones, so "latest" looks across every sibling attempt and
+picks the highest step (the newest attempt on a tie).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from vft.core.runs import ATTEMPT
+
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+CHECKPOINTS_DIR = "checkpoints"
+
+
+def checkpoints_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / CHECKPOINTS_DIR
+
+
+def is_complete(path: Path) -> bool:
+    """A checkpoint the trainer finished writing (trainer_state.json is written last)."""
+    return (path / "trainer_state.json").is_file()
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint of any attempt of this run, or None."""
+    run_dir = Path(run_dir)
+    best: tuple[int, int, Path] | None = None
+    for attempt in run_dir.parent.iterdir() if run_dir.parent.is_dir() else ():
+        m = ATTEMPT.match(attempt.name)
+        if not m or not attempt.is_dir():
+            continue
+        for ckpt in checkpoints_dir(attempt).glob("checkpoint-*"):
+            c = CHECKPOINT.match(ckpt.name)
+            if c and is_complete(ckpt):
+                key = (int(c.group(1)), int(m.group(1)), ckpt)
+                if best is None or key[:2] > best[:2]:
+                    best = key
+    return best[2] if best else None
+
+
+def resolve_resume(value: str | None, run_dir: str | Path) -> Path | None:
+    """The checkpoint to resume from: None, "latest" (maybe none yet), or a path."""
+    if not value:
+        return None
+    if value == "latest":
+        return latest_checkpoint(run_dir)
+    path = Path(value)
+    if not is_complete(path):
+        raise FileNotFoundError(
+            f"trainer.resume_from_checkpoint: {value!r} is not a checkpoint folder "
+            "(no trainer_state.json); use 'latest' or a checkpoint-N path"
+        )
+    return path
+
+
+def checkpoint_step(path: Path) -> int:
+    m = CHECKPOINT.match(path.name)
+    return int(m.group(1)) if m else 0
