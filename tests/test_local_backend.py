@@ -13,7 +13,7 @@ import pytest
 from conftest import wait_gone
 
 from vft.backends.local.backend import LocalBackend
-from vft.backends.local.install import install, installed_from
+from vft.core.install import install, installed_from
 from vft.core.errors import UserError
 from vft.core.runs import run_folder
 

@@ -33,7 +33,8 @@ def server(proc, port: int, *args: object, name: str = "inference"):
 def test_trainer_success_stops_the_server_and_exits_0(proc, make_plan, new_attempt, port):
     plan = make_plan(
         server(proc, port, "--delay", "0.5"),
-        proc("trainer", "trainer.py", "--wait-port", port),
+        # steps long enough that the 0.2 s readiness poll sees the server before training ends
+        proc("trainer", "trainer.py", "--wait-port", port, "--step-s", "0.4"),
     )
     attempt = new_attempt(plan)
     assert run(plan, attempt) == 0

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from vft.cli.options import backend_option, recipe_argument, set_option
+from vft.cli.options import backend_option, set_option
 from vft.core.errors import UserError
 
 output_dir_option = click.option(
@@ -27,7 +27,7 @@ run_argument = click.argument("run", metavar="RUN")
 
 
 @click.command("run")
-@recipe_argument
+@click.argument("recipe", required=False, type=click.Path(dir_okay=False), metavar="[RECIPE]")
 @backend_option
 @set_option
 @click.option("--detach", "-d", is_flag=True, help="Return at once; follow with `vft logs RUN -f`.")
@@ -45,18 +45,23 @@ def run_command(
 ) -> None:
     """Run RECIPE on a backend: preflight, a new attempt folder, then the processes.
 
-    Exits with the run's exit code (the failing process's code, 130 after Ctrl-C).
+    Without RECIPE, runs the CPU smoke recipe (examples/recipes/smoke.toml): a real GRPO
+    run of a tiny model built offline. Exits with the run's exit code (the failing
+    process's code, 130 after Ctrl-C).
     """
-    from vft.core.prepare import prepare
+    from vft.core.prepare import SMOKE_RECIPE, prepare
     from vft.core.runs import run_folder
+
+    if recipe is None:
+        recipe = str(SMOKE_RECIPE)
+        _note(f"no RECIPE given: running the CPU smoke recipe {recipe}")
 
     prepared = prepare(recipe, overrides, backend)
     impl = prepared.backend
-    if detach and not impl.capabilities.detach:
-        raise UserError(f"--detach: backend {backend!r} cannot run detached")
+    if detach:
+        impl.capabilities.require(backend, "detach", "--detach")
     # a taken port is moved, not refused: re-plan so every argv agrees on the new one
-    move = getattr(impl, "ports_to_move", None)
-    moved = move(prepared.plan) if move else {}
+    moved = impl.ports_to_move(prepared.plan)
     if moved:
         old = _ports(prepared.plan)
         prepared = prepare(recipe, overrides, backend, ports=moved)

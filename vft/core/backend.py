@@ -203,9 +203,18 @@ class Backend:
         """The run's state: at least {"status": ..., "exit_code": ...}."""
         return attempt.record()
 
+    # logs and outputs: by default the attempt folder is on this machine or a filesystem it
+    # mounts (local, a cluster's shared disk); a backend whose folder is remote overrides them
+
     def logs(self, attempt: Attempt, *, follow: bool, process: str | None) -> Iterator[str]:
         """Lines of the run's logs (one process's when `process` is set); wait for more if `follow`."""
-        raise NotImplementedError
+        from vft.core.run_logs import read_logs
+        from vft.core.runs import FINISHED
+
+        def running() -> bool:
+            return self.status(attempt).get("status") not in FINISHED
+
+        return read_logs(attempt, process=process, follow=follow, running=running)
 
     def stop(self, attempt: Attempt) -> None:
         """Stop every process of the run (the supervisor turns SIGTERM into a clean stop)."""
@@ -213,8 +222,12 @@ class Backend:
 
     def list_outputs(self, attempt: Attempt) -> list[tuple[str, int]]:
         """(relative path, size in bytes) of every file the run wrote."""
-        raise NotImplementedError
+        from vft.core.run_outputs import list_files
+
+        return list_files(attempt)
 
     def get_outputs(self, attempt: Attempt, dest: Path, *, prefix: str = "") -> list[Path]:
         """Download the run's files (those under `prefix`) into `dest`; return what was written."""
-        raise NotImplementedError
+        from vft.core.run_outputs import copy_files
+
+        return copy_files(attempt, dest, prefix=prefix)

@@ -11,7 +11,9 @@ from vft.core.plan import Plan
 from vft.core.planner import Target, plan
 from vft.core.recipe import Recipe, load_recipe
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs"
+SMOKE_RECIPE = ROOT / "examples" / "recipes" / "smoke.toml"  # `vft run` with no recipe
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,16 +140,6 @@ class SlurmBackend(Backend):
         }
         return {**record, "processes": processes, "nodes": nodes}
 
-    def logs(self, attempt: Attempt, *, follow: bool, process: str | None) -> Iterator[str]:
-        """The supervisors' log files in the run folder (every node writes there)."""
-        # the same reader as a local run: the folder is the same, only its writers differ
-        from vft.backends.local.logs import read_logs
-
-        def running() -> bool:
-            return self.status(attempt)["status"] not in FINISHED
-
-        return read_logs(attempt, process=process, follow=follow, running=running)
-
     def stop(self, attempt: Attempt) -> None:
         """scancel, then wait until Slurm has ended every process of the job on every node."""
         job_id = attempt.record().get("slurm_job_id")
@@ -169,17 +158,3 @@ class SlurmBackend(Backend):
                 )
             time.sleep(POLL_S / 2)
         self.status(attempt)  # records the end: stopped, with Slurm's exit code
-
-    # the run folder is on a filesystem this machine mounts: its files are read as a local
-    # run's are
-    def list_outputs(self, attempt: Attempt) -> list[tuple[str, int]]:
-        return _local().list_outputs(attempt)
-
-    def get_outputs(self, attempt: Attempt, dest: Path, *, prefix: str = "") -> list[Path]:
-        return _local().get_outputs(attempt, dest, prefix=prefix)
-
-
-def _local() -> Backend:
-    from vft.backends.local.backend import LocalBackend
-
-    return LocalBackend()

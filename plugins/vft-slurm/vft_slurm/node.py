@@ -82,7 +82,7 @@ def run_agent(run_dir: Path) -> int:
 
 def install(run_dir: Path) -> int:
     """`environment.install`, once per job, the way a local run installs it."""
-    from vft.backends.local.install import install as pip_install
+    from vft.core.install import install as pip_install
     from vft.core.runs import Attempt
 
     attempt = Attempt(run_dir)

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from vft.backends.local import preflight
 from vft.core.backend import Backend, Capabilities
-from vft.core.errors import PreflightError, UserError
+from vft.core.errors import PreflightError
 from vft.core.plan import NodeContext, Plan
 from vft.core.runs import FINISHED, Attempt
 
@@ -68,7 +65,7 @@ class LocalBackend(Backend):
 
     # -- launch ----------------------------------------------------------------------------
     def launch(self, plan: Plan, attempt: Attempt, *, detach: bool) -> int:
-        from vft.backends.local.install import install
+        from vft.core.install import install
         from vft.core.supervisor import run_node
 
         attempt = Attempt(attempt.path.resolve())
@@ -110,14 +107,6 @@ class LocalBackend(Backend):
         }
         return {**record, "status": status, "processes": processes, "nodes": nodes}
 
-    def logs(self, attempt: Attempt, *, follow: bool, process: str | None) -> Iterator[str]:
-        from vft.backends.local.logs import read_logs
-
-        def running() -> bool:
-            return self.status(attempt)["status"] not in FINISHED
-
-        return read_logs(attempt, process=process, follow=follow, running=running)
-
     def stop(self, attempt: Attempt) -> None:
         """Orderly: SIGTERM to the supervisor, which stops its trees; kill what is left after."""
         from vft.core.procs import pid_alive
@@ -150,32 +139,6 @@ class LocalBackend(Backend):
                 ):
                     with contextlib.suppress(ProcessLookupError, PermissionError, KeyError):
                         os.killpg(info["pgid"], signal.SIGKILL)
-
-    def list_outputs(self, attempt: Attempt) -> list[tuple[str, int]]:
-        root = attempt.path
-        return [
-            (str(p.relative_to(root)), p.stat().st_size)
-            for p in sorted(root.rglob("*"))
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        ]
-
-    def get_outputs(self, attempt: Attempt, dest: Path, *, prefix: str = "") -> list[Path]:
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-
-        files = [(rel, size) for rel, size in self.list_outputs(attempt) if rel.startswith(prefix)]
-        if not files:
-            raise UserError(f"no outputs of {attempt.run_name} start with {prefix!r}")
-        written = []
-        columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
-        with Progress(*columns, transient=True) as progress:
-            task = progress.add_task(f"copying {len(files)} files", total=sum(s for _, s in files))
-            for rel, size in files:
-                target = dest / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(attempt.path / rel, target)
-                written.append(target)
-                progress.advance(task, size)
-        return written
 
 
 def _create_time(pid: int) -> float | None:
