@@ -13,8 +13,8 @@ import pytest
 from conftest import wait_gone
 
 from vft.backends.local.backend import LocalBackend
-from vft.core.install import install, installed_from
 from vft.core.errors import UserError
+from vft.core.install import install, installed_from
 from vft.core.runs import run_folder
 
 REPO = Path(__file__).resolve().parents[1]
