@@ -9,14 +9,9 @@ from typing import Any
 
 from vft.core.backend import Capabilities
 from vft.core.errors import PlanError
-from vft.core.estimate import (
-    HEADROOM,
-    cost,
-    infer_params_b,
-    inference_memory_gib,
-    trainer_memory_gib,
-)
-from vft.core.layout import Layout, assign, default_inference_gpus
+from vft.core.estimate import cost, infer_params_b
+from vft.core.fit import choose_layout, memory_summary
+from vft.core.layout import Layout
 from vft.core.plan import Plan, Process
 from vft.core.process_env import CPU_TRAINER_ENV, TRAINER_ENV
 from vft.core.recipe import Recipe
@@ -66,14 +61,14 @@ def plan(recipe: Recipe, target: Target) -> Plan:
     else:
         assert request.type is not None
         gpu_gib = request.type.memory_gib
-        layout, offload = _choose_layout(recipe, stage, params_b, gpu_gib, warnings)
+        layout, offload = choose_layout(recipe, stage, params_b, gpu_gib, warnings)
         processes_per_trainer = layout.trainer_gpus
     offload = False if layout is None else offload
     _check_batch(recipe, processes_per_trainer)
 
     files = {"accelerate.yaml": _render_accelerate(recipe, target, stage, offload)}
     processes = _processes(recipe, target, layout, ports, processes_per_trainer)
-    memory = _memory(recipe, layout, stage, params_b, gpu_gib, offload, warnings)
+    memory = memory_summary(recipe, layout, stage, params_b, gpu_gib, offload, warnings)
     price = request.type.usd_per_hour if request.type else 0.0
     gpus = request.count * res.nodes
     if recipe.logging.wandb_project and "wandb" not in target.backend_options.get("secrets", ()):
@@ -120,60 +115,6 @@ def _zero_stage(recipe: Recipe, target: Target) -> int | None:
         return int(ds[-1])
     m = re.search(r"zero_stage:\s*(\d)", target.accelerate_config or "")
     return int(m.group(1)) if m else None
-
-
-def _choose_layout(
-    recipe: Recipe, stage: int | None, params_b: float | None, gpu_gib: float, warnings: list[str]
-) -> tuple[Layout, bool]:
-    """The split; when unpinned and the trainer would not fit, move GPUs to it, then offload."""
-    res = recipe.resources
-    per_node, nodes, tp = res.request.count, res.nodes, res.tensor_parallel
-    pinned = res.inference_gpus is not None
-    first = res.inference_gpus if pinned else default_inference_gpus(per_node, nodes, tp)
-    layout = assign(per_node, nodes, first, tp)
-    if params_b is None or not gpu_gib:
-        return layout, False
-    if _trainer_fits(recipe, layout, stage, params_b, gpu_gib, offload=False):
-        return layout, False
-    if not pinned and stage is not None:
-        for inference in range(first - tp, tp - 1, -tp):
-            try:
-                wider = assign(per_node, nodes, inference, tp)
-            except PlanError:
-                continue
-            if _trainer_fits(recipe, wider, stage, params_b, gpu_gib, offload=False):
-                warnings.append(
-                    f"moved {wider.trainer_gpus - layout.trainer_gpus} GPU(s) from inference to the "
-                    f"trainer so that {params_b:g}B parameters fit ({wider.inference_gpus} inference "
-                    f"+ {wider.trainer_gpus} trainer); pin resources.inference_gpus to override"
-                )
-                return wider, False
-    if stage == 3 and _trainer_fits(recipe, layout, stage, params_b, gpu_gib, offload=True):
-        warnings.append(
-            "turned on ZeRO-3 optimizer offload to CPU so the trainer fits "
-            "(slower steps; more GPUs or a larger GPU type avoid it)"
-        )
-        return layout, True
-    return layout, False
-
-
-def _trainer_mem(
-    recipe: Recipe, layout: Layout | None, stage: int | None, params_b: float, offload: bool
-):
-    t = recipe.trainer
-    return trainer_memory_gib(
-        params_b,
-        layout.trainer_gpus if layout else 1,
-        stage,
-        offload_optimizer=offload,
-        micro_batch=t.per_device_train_batch_size,
-        seq_len=t.max_tokens + (t.max_prompt_length or 512),
-        reference_model=t.beta > 0,
-    )
-
-
-def _trainer_fits(recipe, layout, stage, params_b, gpu_gib, *, offload: bool) -> bool:
-    return _trainer_mem(recipe, layout, stage, params_b, offload).total <= gpu_gib * HEADROOM
 
 
 def _check_batch(recipe: Recipe, processes: int) -> None:
@@ -325,48 +266,4 @@ def _inference_summary(
         "head_node": layout.inference_nodes[0].node,
         "port": ports["inference"],
         "weight_sync_port": ports["weight_sync"],
-    }
-
-
-def _memory(recipe, layout, stage, params_b, gpu_gib, offload, warnings) -> dict[str, Any]:
-    if layout is None:
-        return {"fits": True, "params_b": params_b, "note": "CPU run: no GPU memory used"}
-    if params_b is None:
-        warnings.append(
-            f"cannot tell the size of {recipe.model.name!r}: set model.params_b for a memory check"
-        )
-        return {"fits": None, "params_b": None, "gpu_gib": gpu_gib}
-    tm = _trainer_mem(recipe, layout, stage, params_b, offload)
-    weights, kv = inference_memory_gib(
-        params_b, layout.tensor_parallel, gpu_gib, recipe.inference.gpu_memory_utilization
-    )
-    trainer_ok = tm.total <= gpu_gib * HEADROOM
-    inference_ok = kv > 0
-    if not trainer_ok:
-        raise PlanError(
-            f"model.name: {recipe.model.name} ({params_b:g}B) needs about {tm.total:.0f} GiB per "
-            f"trainer GPU with ZeRO-{stage or 0} on {layout.trainer_gpus} GPU(s), more than the "
-            f"{gpu_gib:g} GiB of a {recipe.resources.request.type.name}; use more GPUs, a larger "
-            "GPU type, zero3, or a smaller per_device_train_batch_size"
-        )
-    if not inference_ok:
-        raise PlanError(
-            f"resources.tensor_parallel: {params_b:g}B weights ({weights:.0f} GiB per GPU) leave no "
-            f"KV cache on a {gpu_gib:g} GiB GPU at gpu_memory_utilization "
-            f"{recipe.inference.gpu_memory_utilization:g}; raise tensor_parallel"
-        )
-    return {
-        "fits": True,
-        "params_b": params_b,
-        "gpu_gib": gpu_gib,
-        "trainer_gib_per_gpu": round(tm.total, 1),
-        "trainer_breakdown_gib": {
-            "weights": round(tm.weights, 1),
-            "grads": round(tm.grads, 1),
-            "optimizer": round(tm.optimizer, 1),
-            "activations": round(tm.activations, 1),
-            "overhead": round(tm.overhead, 1),
-        },
-        "inference_weights_gib_per_gpu": round(weights, 1),
-        "inference_kv_cache_gib_per_gpu": round(kv, 1),
     }
