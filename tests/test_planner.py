@@ -247,3 +247,37 @@ def test_node_devices_map_plan_ids_to_the_gpus_a_scheduler_gave():
     assert trainer.resolved(NodeContext(0, ("x",), "/r")).env["CUDA_VISIBLE_DEVICES"] == "1"
     with pytest.raises(ValueError, match="given only 1 GPU"):
         trainer.resolved(NodeContext(0, ("x",), "/r", devices=("7",)))
+
+
+# Each tutorial command's hand-written split: (recipe, GPU string, inference devices, dp, trainer devices)
+TUTORIAL = [
+    ("gsm8k", "A100-80GB:2", (0,), 1, (1,)),
+    ("wordle-1.7b", "H100:8", (0, 1, 2, 3, 4, 5), 6, (6, 7)),
+    ("wordle-4b", "H100:8", (0, 1, 2, 3, 4, 5), 6, (6, 7)),
+    ("math-python-1.7b", "H100:8", (0, 1, 2, 3, 4, 5), 6, (6, 7)),
+    ("reverse-text", "H100:8", (0, 1, 2, 3, 4, 5), 6, (6, 7)),
+]
+
+
+@pytest.mark.parametrize(("name", "gpus", "inference", "dp", "trainer"), TUTORIAL)
+@pytest.mark.parametrize("backend", ["local", "modal"])
+def test_example_recipes_plan_like_the_tutorials_commands(
+    name, gpus, inference, dp, trainer, backend
+):
+    from vft.core.prepare import prepare
+
+    plan = prepare(f"examples/recipes/{name}.toml", (), backend).plan
+    assert f"{plan.gpu_type}:{plan.gpus_per_node}" == gpus and plan.nodes == 1
+    (server,) = by_role(plan, "inference")
+    (train,) = by_role(plan, "trainer")
+    assert server.devices == inference and train.devices == trainer
+    assert plan.inference["data_parallel"] == dp and plan.trainer["num_processes"] == len(trainer)
+    assert plan.memory["fits"] is True
+
+
+@pytest.mark.parametrize("name", ["smoke", "custom-script"])
+def test_cpu_example_recipes_plan(name):
+    from vft.core.prepare import prepare
+
+    plan = prepare(f"examples/recipes/{name}.toml", (), "local").plan
+    assert [p.role for p in plan.processes] == ["trainer"] and plan.is_cpu
