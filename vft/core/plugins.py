@@ -92,6 +92,10 @@ def reset() -> None:
     plugin_manager.cache_clear()
 
 
+# plugin name -> (distribution, version) of each entry-point plugin, filled as they load
+_ORIGIN: dict[str, tuple[str, str]] = {}
+
+
 @functools.cache
 def plugin_manager() -> tuple[pluggy.PluginManager, tuple[str, ...]]:
     """The manager with built-ins then entry points registered, and the load errors."""
@@ -100,6 +104,7 @@ def plugin_manager() -> tuple[pluggy.PluginManager, tuple[str, ...]]:
     for module_name in BUILTIN_PLUGINS:  # built-ins are vft's own code: a failure is a bug
         pm.register(importlib.import_module(module_name), name=module_name)
     errors: list[str] = []
+    _ORIGIN.clear()
     if not _env_flag("VFT_DISABLE_PLUGIN_AUTOLOAD"):
         _load_entry_points(pm, _allowlist(), errors)
     return pm, tuple(errors)
@@ -124,14 +129,17 @@ def _load_entry_points(pm: pluggy.PluginManager, allow: set[str] | None, errors:
                 "uninstall one, or choose one with VFT_PLUGINS"
             )
             continue
+        (ep,) = eps
         try:
-            # pluggy's public loader records the distribution for list_plugin_distinfo()
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+            # one scan of the installed distributions for all plugins (pluggy's loader
+            # rescans them for each), then the public register()
+            pm.register(ep.load(), name=name)
         except Exception as exc:  # a broken plugin must not break vft
             if pm.get_plugin(name) is not None:  # pluggy leaves a half-registered plugin
                 pm.unregister(name=name)
             errors.append(f"{packages[0]}: cannot load plugin {name!r}: {_describe(exc)}")
             continue
+        _ORIGIN[name] = (packages[0], ep.dist.version if ep.dist else "?")
         plugin = pm.get_plugin(name)
         unknown = sorted(c.name for c in pm.get_hookcallers(plugin) or () if not c.has_spec())
         if unknown:  # a misspelt hook would otherwise register nothing, silently
@@ -152,10 +160,7 @@ def registry() -> Registry:
     from vft.core.servers import InferenceServer
 
     pm, errors = plugin_manager()
-    origin = {
-        pm.get_name(plugin): (dist.project_name, dist.version)
-        for plugin, dist in pm.list_plugin_distinfo()
-    }
+    origin = dict(_ORIGIN)
     reg = Registry(errors=list(errors))
     for hook, table, kind, base in (
         (pm.hook.vft_register_backends, reg.backends, "backend", Backend),
