@@ -82,18 +82,19 @@ def run_command(
         _note("dry run: nothing started")
         return
     code = impl.launch(plan, attempt, detach=detach)
+    out = plan.run.get("output_dir", "outputs")
+    where = "" if out == "outputs" else f" --output-dir {out}"
     if detach:
         click.echo(plan.name)
-        _note(f"follow: vft logs {plan.name} -f    stop: vft stop {plan.name}")
+        _note(f"follow: vft logs {plan.name}{where} -f    stop: vft stop {plan.name}{where}")
+    else:
+        verdict = "succeeded" if code == 0 else f"failed with exit code {code}"
+        _note(f"run {plan.name} attempt-{attempt.number} {verdict}; files: {attempt.path}")
     sys.exit(code)  # not ctx.exit: click would return the code instead of exiting with it
 
 
 def _ports(plan: Any) -> dict[str, Any]:
-    return {
-        "inference": plan.inference.get("port"),
-        "weight_sync": plan.inference.get("weight_sync_port"),
-        "rendezvous": plan.trainer.get("rendezvous_port"),
-    }
+    return dict(plan.ports)
 
 
 def _note(text: str) -> None:

@@ -1,7 +1,15 @@
 """`python -m vft.train --run-dir DIR` (what a plan's trainer process runs)."""
 
 import sys
+import warnings
 
-from vft.train.main import main
+# the stack's own deprecation notices (torch, transformers, trl, deepspeed) repeat every
+# step and bury the progress lines; a user's script keeps Python's default filters
+for category in (FutureWarning, DeprecationWarning, UserWarning):
+    warnings.filterwarnings(
+        "ignore", category=category, module=r"(torch|transformers|trl|accelerate|deepspeed)(\.|$)"
+    )
+
+from vft.train.main import main  # noqa: E402
 
 sys.exit(main())
