@@ -57,10 +57,14 @@ def test_plan_topology_is_sound_or_refused_in_one_line(sections):
     assert inference["data_parallel"] * inference["tensor_parallel"] == n_inference
     n_trainer = sum(len(p.devices) for p in plan.processes if p.role == "trainer")
     assert plan.trainer["num_processes"] == n_trainer
-    assert n_trainer >= 1 and n_inference >= 1
-    assert n_inference + n_trainer <= plan.gpus_per_node * plan.nodes
-    heads = [p for p in plan.processes if p.role == "inference" and p.ready_url]
-    assert len(heads) == 1
+    total = plan.gpus_per_node * plan.nodes
+    if inference.get("mode") == "colocate":  # one GPU in all: vLLM inside the trainer
+        assert total == 1 and n_trainer == 1 and n_inference == 0 and inference["port"] is None
+    else:
+        assert n_trainer >= 1 and n_inference >= 1
+        assert n_inference + n_trainer <= total
+        heads = [p for p in plan.processes if p.role == "inference" and p.ready_url]
+        assert len(heads) == 1
     t = sections["trainer"]
     batch = t["per_device_train_batch_size"] * n_trainer * t["gradient_accumulation_steps"]
     assert batch % t["num_generations"] == 0

@@ -42,13 +42,16 @@ def show_plan(plan, extra_rows: list[tuple[str, str]]) -> None:
 
     console = Console()
     where = "cpu" if plan.is_cpu else f"{plan.gpu_type}:{plan.gpus_per_node}"
+    inf = plan.inference
+    if inf.get("mode") == "colocate":
+        generation = ", generation: vLLM colocated in the trainer"
+    elif inf.get("engine"):
+        generation = f", inference dp={inf['data_parallel']} tp={inf['tensor_parallel']}"
+    else:
+        generation = ", generation in the trainer process"
     console.print(
         f"[bold]{plan.name}[/] on [bold]{plan.backend}[/]: {where} x {plan.nodes} node(s)"
-        + (
-            f", inference dp={plan.inference['data_parallel']} tp={plan.inference['tensor_parallel']}"
-            if plan.inference.get("engine")
-            else ", generation in the trainer process"
-        )
+        + generation
         + f", trainer {plan.trainer['num_processes']} process(es), ZeRO-{plan.trainer['zero_stage']}"
     )
     table = Table(show_lines=False, expand=False)
@@ -64,7 +67,15 @@ def show_plan(plan, extra_rows: list[tuple[str, str]]) -> None:
             escape(shlex.join(p.argv)),
         )
     console.print(table)
-    if mem.get("trainer_gib_per_gpu") is not None:
+    if mem.get("colocated_vllm_gib_per_gpu") is not None:
+        vllm = mem["colocated_vllm_gib_per_gpu"]
+        console.print(
+            f"memory/GPU: trainer ~{round(mem['trainer_gib_per_gpu'] - vllm, 1)} GiB + colocated "
+            f"vLLM ~{vllm} GiB (gpu_memory_utilization {mem['vllm_gpu_memory_utilization']:g}: "
+            f"weights ~{mem['inference_weights_gib_per_gpu']} GiB + KV cache "
+            f"~{mem['inference_kv_cache_gib_per_gpu']} GiB), of {mem['gpu_gib']:g} GiB"
+        )
+    elif mem.get("trainer_gib_per_gpu") is not None:
         console.print(
             f"memory/GPU: trainer ~{mem['trainer_gib_per_gpu']} GiB, inference weights "
             f"~{mem['inference_weights_gib_per_gpu']} GiB + KV cache "

@@ -31,6 +31,11 @@ class Layout:
         return self.inference_gpus // self.tensor_parallel
 
     @property
+    def colocated(self) -> bool:
+        """No inference GPUs: vLLM runs inside the trainer processes (TRL's colocate mode)."""
+        return self.inference_gpus == 0
+
+    @property
     def trainer_nodes(self) -> tuple[NodeSlots, ...]:
         return tuple(s for s in self.slots if s.trainer)
 
@@ -86,6 +91,22 @@ def assign(per_node: int, nodes: int, inference_gpus: int, tensor_parallel: int)
             + f"; accelerate needs the same number on every node (valid inference_gpus: {shown})"
         )
     return layout
+
+
+def colocated(per_node: int, nodes: int, tensor_parallel: int) -> Layout:
+    """Every GPU of every node trains, and generates with the vLLM inside its process.
+
+    TRL runs one vLLM engine per `tensor_parallel` consecutive trainer processes; such a
+    group must not straddle two nodes, so tp divides the GPUs of a node.
+    """
+    if per_node % tensor_parallel:
+        raise PlanError(
+            f"resources.tensor_parallel: {tensor_parallel} does not divide the {per_node} GPU(s) "
+            "of a node; colocated vLLM shards a model over trainer processes of one node "
+            f"(choose among {', '.join(str(d) for d in range(1, per_node + 1) if per_node % d == 0)})"
+        )
+    slots = tuple(NodeSlots(n, (), tuple(range(per_node))) for n in range(nodes))
+    return Layout(per_node, tensor_parallel, 0, per_node * nodes, slots)
 
 
 def _place(per_node: int, nodes: int, inference_gpus: int, tp: int) -> Layout:

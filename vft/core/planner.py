@@ -10,7 +10,7 @@ from typing import Any
 from vft.core.backend import Capabilities
 from vft.core.errors import PlanError
 from vft.core.estimate import cost, infer_params_b
-from vft.core.fit import choose_layout, memory_summary
+from vft.core.fit import choose_layout, memory_summary, vllm_utilization
 from vft.core.layout import Layout
 from vft.core.plan import Plan, Process
 from vft.core.process_env import CPU_TRAINER_ENV, TRAINER_ENV
@@ -55,6 +55,11 @@ def plan(recipe: Recipe, target: Target) -> Plan:
     params_b = recipe.model.params_b or infer_params_b(recipe.model.name)
 
     if request.is_cpu:
+        if recipe.inference.colocate:
+            raise PlanError(
+                "inference.colocate: true needs GPUs; a CPU plan (resources.gpus = 'cpu') "
+                "already generates inside the trainer, without vLLM"
+            )
         layout = None
         processes_per_trainer = 1
         gpu_gib = 0.0
@@ -153,7 +158,8 @@ def _processes(
     head_addr = f"{{{{node_addr:{head}}}}}" if multi else "127.0.0.1"
     procs: list[Process] = []
     server = target.server
-    serve = layout is not None or not server.needs_gpu
+    colocated = layout is not None and layout.colocated
+    serve = (layout is not None or not server.needs_gpu) and not colocated
     if serve and layout is None:  # a CPU engine (plugin): one server next to the trainer
         part = _part(recipe, ports, head_addr, dp=1, local=1, start=0, headless=False)
         procs.append(_server_process(server, part, 0, (), ports, "inference"))
@@ -204,6 +210,11 @@ def _processes(
         }
         if layout is None:
             env |= CPU_TRAINER_ENV
+        if colocated:  # read by custom scripts; the built-in trainer reads plan.inference
+            env |= {
+                "VFT_VLLM_MODE": "colocate",
+                "VFT_VLLM_GPU_MEMORY_UTILIZATION": f"{vllm_utilization(recipe, layout):g}",
+            }
         if serve:
             env |= {
                 "VFT_INFERENCE_HOST": head_addr,
@@ -246,9 +257,23 @@ def _inference_summary(
 ) -> dict[str, Any]:
     if layout is None and server.needs_gpu:
         return {"engine": None, "data_parallel": 0, "tensor_parallel": 0, "port": None}
+    if layout is not None and layout.colocated:  # no server: no port, no head node
+        return {
+            "engine": recipe.inference.engine,
+            "mode": "colocate",
+            "data_parallel": 0,
+            "tensor_parallel": layout.tensor_parallel,
+            "engines": layout.trainer_gpus // layout.tensor_parallel,
+            "gpus": 0,
+            "nodes": [],
+            "port": None,
+            "weight_sync_port": None,
+            "gpu_memory_utilization": vllm_utilization(recipe, layout),
+        }
     if layout is None:  # a CPU engine (plugin): one server on node 0, next to the trainer
         return {
             "engine": recipe.inference.engine,
+            "mode": "server",
             "data_parallel": 1,
             "tensor_parallel": 1,
             "gpus": 0,
@@ -259,6 +284,7 @@ def _inference_summary(
         }
     return {
         "engine": recipe.inference.engine,
+        "mode": "server",
         "data_parallel": layout.data_parallel,
         "tensor_parallel": layout.tensor_parallel,
         "gpus": layout.inference_gpus,

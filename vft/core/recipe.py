@@ -72,6 +72,13 @@ class Inference(Section):
         None, ge=16, description="vLLM context length; default: the model's."
     )
     port: int = Field(8000, ge=1024, le=65535, description="HTTP port of the server.")
+    colocate: bool | None = Field(
+        None,
+        description="Generate with vLLM inside every trainer process, sharing its GPU, instead "
+        "of on a vLLM server (TRL's colocate mode). Unset: only when the plan has one GPU in "
+        "all; true: always (one trainer on all GPUs); false: never. Colocated vLLM takes "
+        "gpu_memory_utilization of each GPU, 0.3 unless set.",
+    )
     extra_args: list[str] = Field(default_factory=list, description="Appended to the server argv.")
 
 

@@ -78,7 +78,8 @@ def ready_urls(
     trainer_only = any(p.role == "trainer" for p in procs) and not any(
         p.role == "inference" for p in procs
     )
-    if trainer_only and inf.get("engine") and plan.nodes > 1 and trainer_start == "after_ready":
+    served = inf.get("engine") and inf.get("port")  # a colocated plan has no server to wait on
+    if trainer_only and served and plan.nodes > 1 and trainer_start == "after_ready":
         head = int(inf.get("head_node", 0))
         urls.append(f"http://{ctx.addresses[head]}:{inf['port']}/health")
     return urls

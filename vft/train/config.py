@@ -2,7 +2,9 @@
 
 Pure data in, data out (no torch import), so it is tested without a trainer. The
 generation side follows the plan: a GPU plan generates on the plan's vLLM server
-(`vllm_mode="server"`, weights synced every step); a CPU plan generates in-process.
+(`vllm_mode="server"`, weights synced every step), a colocated one with a vLLM engine
+inside each trainer process (`vllm_mode="colocate"`, sharing its GPU); a CPU plan
+generates in-process with the model it trains.
 """
 
 from __future__ import annotations
@@ -21,12 +23,17 @@ def wandb_enabled(recipe: Mapping[str, Any], environ: Mapping[str, str]) -> bool
     return bool(project) and bool(environ.get("WANDB_API_KEY"))
 
 
+def colocated(plan: Mapping[str, Any]) -> bool:
+    """Whether the plan runs vLLM inside the trainer processes rather than as a server."""
+    return (plan.get("inference") or {}).get("mode") == "colocate"
+
+
 def server_url(plan: Mapping[str, Any], environ: Mapping[str, str]) -> str | None:
     """The inference server's base URL: the plan's env for this trainer, else the plan."""
     if environ.get("VFT_INFERENCE_URL"):
         return environ["VFT_INFERENCE_URL"]
     inference = plan.get("inference") or {}
-    if not inference.get("engine"):
+    if not inference.get("engine") or not inference.get("port"):
         return None
     host = environ.get("VFT_INFERENCE_HOST", "127.0.0.1")
     return f"http://{host}:{inference['port']}"
@@ -72,7 +79,18 @@ def grpo_kwargs(
     if t.get("eval_steps"):
         kwargs |= {"eval_strategy": "steps", "eval_steps": t["eval_steps"]}
     url = server_url(plan, environ)
-    if url is not None and not cpu:
+    if colocated(plan) and not cpu:
+        inference = plan["inference"]
+        kwargs |= {
+            "use_vllm": True,
+            "vllm_mode": "colocate",
+            "vllm_gpu_memory_utilization": float(inference["gpu_memory_utilization"]),
+            "vllm_tensor_parallel_size": int(inference.get("tensor_parallel") or 1),
+        }
+        max_len = (recipe.get("inference") or {}).get("max_model_len")
+        if max_len:
+            kwargs["vllm_max_model_length"] = int(max_len)
+    elif url is not None and not cpu:
         kwargs |= {
             "use_vllm": True,
             "vllm_mode": "server",

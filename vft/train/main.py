@@ -18,7 +18,7 @@ from typing import Any
 
 from vft.train import environment, tiny
 from vft.train.checkpoints import checkpoint_step, resolve_resume
-from vft.train.config import grpo_kwargs, server_url
+from vft.train.config import colocated, grpo_kwargs, server_url
 from vft.train.rollout import TASK_KEY
 
 INITIAL_MODEL = "initial-model"
@@ -101,9 +101,11 @@ def train(plan: dict[str, Any], run_dir: Path) -> Path | None:
     if loaded.multi_turn:
         url = server_url(plan, os.environ)
         if not args.use_vllm or url is None:
+            kind = "a colocated plan (vLLM inside the trainer)" if colocated(plan) else "a CPU plan"
             raise SystemExit(
                 f"vft.train: environment {loaded.env_id!r} is multi-turn and rolls out on the "
-                "plan's vLLM server; a CPU plan has none (use a GPU recipe)"
+                f"plan's vLLM server; {kind} has none (plan at least 2 GPUs, without "
+                "inference.colocate = true)"
             )
         env = make_env(loaded, env_cfg.get("args") or {})
         extra["rollout_func"] = rollout_func(
@@ -123,7 +125,13 @@ def train(plan: dict[str, Any], run_dir: Path) -> Path | None:
     resume = resolve_resume(t.get("resume_from_checkpoint"), run_dir)
     main = trainer.accelerator.is_main_process
     if main:
-        where = "in-process" if not args.use_vllm else f"on {args.vllm_server_base_url}"
+        where = (
+            "in-process"
+            if not args.use_vllm
+            else "with vLLM colocated in the trainer"
+            if args.vllm_mode == "colocate"
+            else f"on {args.vllm_server_base_url}"
+        )
         print(
             f"vft.train: {recipe['name']}: {recipe['model']['name']} on {loaded.env_id} "
             f"({len(loaded.tasks)} tasks), {args.max_steps} steps, generation {where}",
