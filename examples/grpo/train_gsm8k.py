@@ -10,6 +10,8 @@ plan's DeepSpeed config, and tells it where everything is through environment va
     VFT_INFERENCE_URL      the vLLM server (GPU plans only), e.g. http://127.0.0.1:8000
     VFT_INFERENCE_HOST / VFT_INFERENCE_PORT   the same, split
     VFT_WEIGHT_SYNC_PORT   the port of the weight-sync group TRL opens with the server
+    VFT_VLLM_MODE          "colocate" on a one-GPU plan: vLLM runs inside this process
+    VFT_VLLM_GPU_MEMORY_UTILIZATION   its share of the GPU (colocate only)
 
 Recipe arguments (`trainer.args`) arrive as ordinary command-line arguments.
 See examples/recipes/custom-script.toml and docs/training.md.
@@ -46,7 +48,22 @@ def main() -> None:
     gsm8k = environment.load(os.environ["VFT_ENV_ID"], env_args)
     dataset = Dataset.from_list(dataset_rows(gsm8k))
 
-    server = os.environ.get("VFT_INFERENCE_URL")  # absent on a CPU plan: generate in-process
+    server = os.environ.get("VFT_INFERENCE_URL")  # a vLLM server serves the generations
+    colocate = os.environ.get("VFT_VLLM_MODE") == "colocate"  # one GPU: vLLM in this process
+    vllm = (
+        {
+            "vllm_mode": "colocate",
+            "vllm_gpu_memory_utilization": float(
+                os.environ.get("VFT_VLLM_GPU_MEMORY_UTILIZATION", "0.3")
+            ),
+        }
+        if colocate
+        else {
+            "vllm_mode": "server",
+            "vllm_server_base_url": server,
+            "vllm_group_port": int(os.environ.get("VFT_WEIGHT_SYNC_PORT", "51216")),
+        }
+    )
     config = GRPOConfig(
         output_dir=str(run_dir / "checkpoints"),
         learning_rate=trainer_cfg["learning_rate"],
@@ -59,10 +76,8 @@ def main() -> None:
         logging_steps=1,
         use_cpu=plan["gpu_type"] is None,
         bf16=plan["gpu_type"] is not None,
-        use_vllm=server is not None,
-        vllm_mode="server",
-        vllm_server_base_url=server,
-        vllm_group_port=int(os.environ.get("VFT_WEIGHT_SYNC_PORT", "51216")),
+        use_vllm=server is not None or colocate,  # neither on a CPU plan: in-process
+        **(vllm if server is not None or colocate else {}),
         remove_unused_columns=False,  # the reward needs the task index column
         report_to=[],
     )
