@@ -31,7 +31,9 @@ def ls_command(run: str, output_dir: str, prefix: str) -> None:
 @click.argument("run", metavar="RUN")
 @click.argument("dest", type=click.Path(file_okay=False), metavar="DEST")
 @output_dir_option
-@click.option("--prefix", default="", help="Only paths starting with this (e.g. checkpoints/checkpoint-100/).")
+@click.option(
+    "--prefix", default="", help="Only paths starting with this (e.g. checkpoints/checkpoint-100/)."
+)
 def get_command(run: str, dest: str, output_dir: str, prefix: str) -> None:
     """Copy RUN's files (those under --prefix) into DEST."""
     attempt, backend = _resolve(run, output_dir)
