@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -133,3 +134,23 @@ def new_attempt(output_dir: Path) -> Callable[[Plan], Attempt]:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+def run_vft(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m vft ARGS` as a user runs it; `env` is added to this process's environment.
+
+    COLUMNS is wide so that rich never folds a long argv or script line in the output.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "vft", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "1000", **(env or {})},
+        timeout=timeout,
+    )

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import run_vft
 
 HEAVY = ("torch", "vllm", "modal", "transformers", "deepspeed", "trl", "datasets", "verifiers")
 
 
 def vft(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "250"}  # rich wraps tables to the terminal width
-    return subprocess.run(
-        [sys.executable, "-m", "vft", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-        env=env,
-    )
+    return run_vft(*args, cwd=cwd, timeout=60)
 
 
 @pytest.fixture

@@ -13,24 +13,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import free_port
+from conftest import free_port, run_vft
 
 from vft.cli import cli
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = str(REPO / "examples" / "recipes" / "smoke.toml")
 GPU = "resources.gpus=A100-80GB:2"
-
-
-def run_vft(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vft", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        timeout=60,
-    )
 
 
 def error_line(stderr: str) -> str:

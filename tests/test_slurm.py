@@ -15,14 +15,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from conftest import TOKEN_VAR, free_port
+from conftest import TOKEN_VAR, free_port, run_vft
 from test_slurm_script import PLUGINS, REPO, ensure_installed
 
 pytestmark = pytest.mark.slurm
@@ -185,9 +184,7 @@ def launch(recipe: Path, *, detach: bool):
 
 
 def vft(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "vft", *args], capture_output=True, text=True, timeout=300
-    )
+    out = run_vft(*args, timeout=300)
     if check:
         assert out.returncode == 0, out.stderr
     return out

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import run_vft
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGINS = {"vft_slurm": REPO / "plugins" / "vft-slurm"}
@@ -41,16 +42,7 @@ def slurm_plugin() -> None:
 
 
 def vft(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    # wide, so that rich does not fold the script's long lines in `vft plan`'s output
-    env = {**os.environ, "COLUMNS": "1000"}
-    return subprocess.run(
-        [sys.executable, "-m", "vft", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=60,
-    )
+    return run_vft(*args, cwd=cwd, timeout=60)
 
 
 def write_recipe(folder: Path, slurm: str = "", **resources: object) -> Path:
