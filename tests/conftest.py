@@ -154,3 +154,25 @@ def run_vft(
         env={**os.environ, "COLUMNS": "1000", **(env or {})},
         timeout=timeout,
     )
+
+
+USER_RECIPE = """\
+name = "exp"
+[model]
+name = "willcb/Qwen3-1.7B"
+[environment]
+id = "my_env"
+install = ["environments/my_env"]
+[resources]
+gpus = "H100:8"
+"""
+
+
+def write_user_project(root: Path, extra_toml: str = "") -> Path:
+    """A user's folder outside the checkout: `r.toml` and a local environment package."""
+    env = root / "environments" / "my_env"
+    env.mkdir(parents=True)
+    (env / "pyproject.toml").write_text('[project]\nname = "my-env"\nversion = "0"\n')
+    (env / "my_env.py").write_text("def load_environment(**kw):\n    return None\n")
+    (root / "r.toml").write_text(USER_RECIPE + extra_toml)
+    return root

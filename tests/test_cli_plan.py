@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import run_vft
+from conftest import run_vft, write_user_project
 
 HEAVY = ("torch", "vllm", "modal", "transformers", "deepspeed", "trl", "datasets", "verifiers")
 
@@ -21,24 +21,7 @@ def vft(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A folder with a recipe whose environment is a local package, as users lay it out."""
-    env = tmp_path / "environments" / "my_env"
-    env.mkdir(parents=True)
-    (env / "pyproject.toml").write_text('[project]\nname = "my-env"\nversion = "0"\n')
-    (tmp_path / "r.toml").write_text(
-        textwrap.dedent(
-            """
-            name = "exp"
-            [model]
-            name = "willcb/Qwen3-1.7B"
-            [environment]
-            id = "my_env"
-            install = ["environments/my_env"]
-            [resources]
-            gpus = "H100:8"
-            """
-        )
-    )
-    return tmp_path
+    return write_user_project(tmp_path)
 
 
 def test_plan_table(project):

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import write_user_project
 
 from vft.backends.modal import preflight
 from vft.backends.modal.spec import PROJECT_ROOT, REMOTE_WORK, function_spec
@@ -44,27 +44,7 @@ def vft(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A user's folder: a recipe and a local environment package, outside the vft checkout."""
-    env = tmp_path / "environments" / "my_env"
-    env.mkdir(parents=True)
-    (env / "pyproject.toml").write_text('[project]\nname = "my-env"\nversion = "0"\n')
-    (env / "my_env.py").write_text("def load_environment(**kw):\n    return None\n")
-    (tmp_path / "r.toml").write_text(
-        textwrap.dedent(
-            """
-            name = "exp"
-            [model]
-            name = "willcb/Qwen3-1.7B"
-            [environment]
-            id = "my_env"
-            install = ["environments/my_env"]
-            [resources]
-            gpus = "H100:8"
-            [backend.modal]
-            secrets = ["huggingface"]
-            """
-        )
-    )
-    return tmp_path
+    return write_user_project(tmp_path, '[backend.modal]\nsecrets = ["huggingface"]\n')
 
 
 def test_plan_shows_image_gpu_volume_secrets_and_cost_without_importing_modal(
