@@ -215,11 +215,19 @@ def stdout_to_devnull() -> Iterator[None]:
 def flood(root: Path, mb: int, how: str, tag: str) -> float:
     """The flooding child's own wall time for `mb` MiB of 100-byte lines.
 
-    how: "devnull" (the issue's baseline), "file" (`> file`, what a shell redirect costs,
+    how: "devnull" (the issue's baseline), "pipe" (`| cat > /dev/null`: what any relay
+    through a pipe costs before it does anything), "file" (`> file`, what a shell redirect costs,
     no vft), "log" (supervised: log file only), "console" (supervised: log + live merge).
     """
     result = root / f"flood-{tag}"
     argv = [PY, str(PROCS / "flood.py"), "--mb", str(mb), "--result", str(result)]
+    if how == "pipe":  # the kernel's own cost of a pipe: child | cat > /dev/null
+        with open(os.devnull, "wb") as null:
+            cat = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=null)
+            subprocess.run(argv, stdout=cat.stdin, check=True)
+            cat.stdin.close()
+            cat.wait()
+        return read_time(result)
     if how in ("devnull", "file"):
         with open(os.devnull if how == "devnull" else root / "flood.out", "wb") as out:
             subprocess.run(argv, stdout=out, check=True)
@@ -299,6 +307,7 @@ def main() -> None:
     )
     ways = {
         "devnull": "to /dev/null",
+        "pipe": "to a pipe (| cat >/dev/null)",
         "file": "to a file (shell >, no vft)",
         "log": "vft: log file",
         "console": "vft: log file + console",
