@@ -59,6 +59,14 @@ def read_time(path: Path) -> float:
     return float(path.read_text())
 
 
+def server(port: int, *args: object) -> Process:
+    """The fixture HTTP server as the plan's inference process, ready on /health."""
+    return fixture(
+        "inference", "server.py", "--port", port, *args,
+        role="inference", ready=f"http://127.0.0.1:{port}/health",
+    )  # fmt: skip
+
+
 # -- 1. readiness latency ----------------------------------------------------------------
 def readiness(root: Path, runs: int) -> list[float]:
     latencies = []
@@ -66,18 +74,7 @@ def readiness(root: Path, runs: int) -> list[float]:
         port, healthy = free_port(), root / f"healthy-{i}"
         delay = 0.3 + random.uniform(0, 0.4)  # so server and poller are not phase-locked
         plan = make_plan(
-            fixture(
-                "inference",
-                "server.py",
-                "--port",
-                port,
-                "--delay",
-                f"{delay:.3f}",
-                "--healthy-file",
-                healthy,
-                role="inference",
-                ready=f"http://127.0.0.1:{port}/health",
-            ),
+            server(port, "--delay", f"{delay:.3f}", "--healthy-file", healthy),
             fixture(
                 "trainer", "trainer.py", "--wait-port", port, "--steps", "1", "--step-s", "0.6"
             ),
@@ -125,16 +122,7 @@ def vft_startup(
     port = free_port()
     started, first = root / f"{tag}-started", root / f"{tag}-first"
     plan = make_plan(
-        fixture(
-            "inference",
-            "server.py",
-            "--port",
-            port,
-            "--delay",
-            server_s,
-            role="inference",
-            ready=f"http://127.0.0.1:{port}/health",
-        ),
+        server(port, "--delay", server_s),
         fixture(
             "trainer",
             "trainer.py",
