@@ -90,8 +90,8 @@ def via_vft(out: Path) -> tuple[float, float, float]:
 def by_hand(out: Path) -> tuple[float, float, float]:
     """The plan's trainer command, run directly (the plan is built before the clock starts)."""
     from vft.core.plan import NodeContext
-    from vft.core.prepare import prepare
-    from vft.core.runs import run_folder
+    from vft.core.runs.folders import run_folder
+    from vft.launch import prepare
 
     overrides = (f"run.output_dir={json.dumps(str(out))}",)
     plan = prepare(SMOKE, overrides, "local", ports={"rendezvous": free_port()}).plan

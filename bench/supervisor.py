@@ -23,9 +23,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from vft.core.node.supervisor import run_node
 from vft.core.plan import NodeContext, Plan, Process
-from vft.core.runs import Attempt, run_folder
-from vft.core.supervisor import run_node
+from vft.core.runs.folders import Attempt, run_folder
+from vft.testing import plan_of
 
 PROCS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "procs"
 PY = sys.executable
@@ -43,8 +44,8 @@ def fixture(name: str, script: str, *args: object, role: str = "trainer", ready:
 
 
 def make_plan(*processes: Process, **run: object) -> Plan:
-    options = {"trainer_start": "overlap", "ready_timeout_s": 600, "stop_grace_s": 10, **run}
-    return Plan("bench", "local", None, 0, 1, {}, {}, processes, {}, {}, {}, run=options)
+    options = {"ready_timeout_s": 600.0, "stop_grace_s": 10.0, **run}
+    return plan_of(*processes, name="bench", **options)
 
 
 def attempt_for(root: Path, plan: Plan) -> Attempt:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from vft.core.backend import Capabilities
+from vft.core.engines.vllm import VllmServer
 from vft.core.plan import Plan
-from vft.core.planner import Target, plan
-from vft.core.prepare import templates
-from vft.core.recipe import recipe_from_dict
-from vft.core.servers import VllmServer
+from vft.core.planning.capabilities import Capabilities
+from vft.core.planning.planner import Target, plan
+from vft.core.recipe.schema import recipe_from_dict
+from vft.core.resources import accelerate_templates
 
 BASE: dict[str, Any] = {
     "name": "t",
@@ -36,5 +36,7 @@ def recipe_dict(**sections: Any) -> dict[str, Any]:
 
 def make_plan(caps: Capabilities = UNLIMITED, backend: str = "test", **sections: Any) -> Plan:
     recipe = recipe_from_dict(recipe_dict(**sections))
-    target = Target(backend=backend, capabilities=caps, server=VllmServer(), templates=templates())
+    target = Target(
+        backend=backend, capabilities=caps, server=VllmServer(), templates=accelerate_templates()
+    )
     return plan(recipe, target)

@@ -160,13 +160,13 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 600) -> None
 def run_plan(recipe_path: Path, pythonpath: list[str] = ()) -> Path:
     """Start the plan's server, wait for /health, run its trainer; return the attempt folder."""
     from vft.core.plan import NodeContext
-    from vft.core.prepare import prepare
-    from vft.core.runs import run_folder
+    from vft.core.runs.folders import run_folder
+    from vft.launch import prepare
 
     ports = {"inference": free_port(), "weight_sync": free_port(), "rendezvous": free_port()}
     plan = prepare(recipe_path, (), "local", ports=ports).plan
-    assert plan.inference["mode"] == "server"
-    attempt = run_folder(plan.run["output_dir"], plan.name).new_attempt(plan, "local")
+    assert plan.inference.mode == "server"
+    attempt = run_folder(plan.run.output_dir, plan.name).new_attempt(plan, "local")
     ctx = NodeContext(0, ("127.0.0.1",), str(attempt.path))
     server, trainer = (p.resolved(ctx) for p in plan.processes)
     assert server.role == "inference" and trainer.role == "trainer"

@@ -27,10 +27,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "envs": ("vft.cli.envs_cmd:envs_command", "List installed Verifiers environments."),
     "init": ("vft.cli.plan_cmd:init_command", "Write a commented starter recipe."),
     "schema": ("vft.cli.plan_cmd:schema_command", "Print the recipe's JSON Schema."),
-    "agent": (
-        "vft.cli.agent_cmd:agent_command",
-        "Run one node's part of a plan (used by backends).",
-    ),
 }
 
 
@@ -48,7 +44,7 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module_name), attr)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, short) for name, (_, short) in COMMANDS.items() if name != "agent"]
+        rows = [(name, short) for name, (_, short) in COMMANDS.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

@@ -16,7 +16,7 @@ def backends_command(as_json: bool) -> None:
     Also lists inference server engines and any plugin that failed to load, with its
     package and the error. VFT_PLUGINS and VFT_DISABLE_PLUGIN_AUTOLOAD narrow what loads.
     """
-    from vft.core.plugins import registry
+    from vft.core.plugins.registry import registry
 
     data = describe(registry())
     if as_json:

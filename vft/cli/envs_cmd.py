@@ -12,7 +12,7 @@ import click
 @click.option("--all", "show_all", is_flag=True, help="Also list the project's uninstalled ones.")
 def envs_command(as_json: bool, show_all: bool) -> None:
     """List installed Verifiers environments (the ids `environment.id` accepts)."""
-    from vft.core.environments import installed_environments, project_environments
+    from vft.core.planning.environments import installed_environments, project_environments
 
     envs = installed_environments()
     if show_all:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
 from vft.cli.options import backend_option, recipe_argument, set_option
 from vft.core.errors import UserError
-
-STARTER = Path(__file__).resolve().parents[1] / "data" / "starter.toml"
+from vft.core.plan import Plan, Role
 
 
 @click.command("plan")
@@ -25,7 +26,7 @@ def plan_command(recipe: str, backend: str, overrides: tuple[str, ...], as_json:
     Nothing is started and nothing is paid for; every check that can fail before launch
     runs here.
     """
-    from vft.core.prepare import prepare
+    from vft.launch import prepare
 
     prepared = prepare(recipe, overrides, backend)
     if as_json:
@@ -34,7 +35,7 @@ def plan_command(recipe: str, backend: str, overrides: tuple[str, ...], as_json:
     show_plan(prepared.plan, prepared.backend.describe(prepared.plan))
 
 
-def show_plan(plan, extra_rows: list[tuple[str, str]]) -> None:
+def show_plan(plan: Plan, extra_rows: list[tuple[str, str]]) -> None:
     """The human view of a plan; also printed by `vft run --dry-run`."""
     from rich.console import Console
     from rich.markup import escape
@@ -43,16 +44,16 @@ def show_plan(plan, extra_rows: list[tuple[str, str]]) -> None:
     console = Console()
     where = "cpu" if plan.is_cpu else f"{plan.gpu_type}:{plan.gpus_per_node}"
     inf = plan.inference
-    if inf.get("mode") == "colocate":
+    if inf.colocated:
         generation = ", generation: vLLM colocated in the trainer"
-    elif inf.get("engine"):
-        generation = f", inference dp={inf['data_parallel']} tp={inf['tensor_parallel']}"
+    elif inf.engine:
+        generation = f", inference dp={inf.data_parallel} tp={inf.tensor_parallel}"
     else:
         generation = ", generation in the trainer process"
     console.print(
         f"[bold]{plan.name}[/] on [bold]{plan.backend}[/]: {where} x {plan.nodes} node(s)"
         + generation
-        + f", trainer {plan.trainer['num_processes']} process(es), ZeRO-{plan.trainer['zero_stage']}"
+        + f", trainer {plan.trainer.num_processes} process(es), ZeRO-{plan.trainer.zero_stage}"
     )
     table = Table(show_lines=False, expand=False)
     for col in ("process", "node", "devices", "memory/GPU", "command"):
@@ -82,9 +83,9 @@ def show_plan(plan, extra_rows: list[tuple[str, str]]) -> None:
             f"~{mem['inference_kv_cache_gib_per_gpu']} GiB, of {mem['gpu_gib']:g} GiB"
         )
     cost = plan.cost
-    line = f"cost: ${cost['usd_per_hour']:.2f}/h"
-    if cost.get("usd_per_run") is not None:
-        line += f", ~${cost['usd_per_run']:.2f} for {cost['hours']} h"
+    line = f"cost: ${cost.usd_per_hour:.2f}/h"
+    if cost.usd_per_run is not None:
+        line += f", ~${cost.usd_per_run:.2f} for {cost.hours} h"
     else:
         line += " (set resources.step_seconds for a per-run estimate)"
     console.print(line)
@@ -98,11 +99,11 @@ def show_plan(plan, extra_rows: list[tuple[str, str]]) -> None:
         console.print(f"[yellow]warning:[/] {escape(w)}")
 
 
-def _memory_cell(mem: dict, role: str) -> str:
-    key = "trainer_gib_per_gpu" if role == "trainer" else "inference_weights_gib_per_gpu"
+def _memory_cell(mem: Mapping[str, Any], role: Role) -> str:
+    key = "trainer_gib_per_gpu" if role == Role.TRAINER else "inference_weights_gib_per_gpu"
     if mem.get(key) is None:
         return "?"
-    if role == "trainer":
+    if role == Role.TRAINER:
         return f"~{mem[key]} GiB"
     return f"~{mem[key]} GiB + {mem['inference_kv_cache_gib_per_gpu']} KV"
 
@@ -115,13 +116,15 @@ def init_command(path: str, force: bool) -> None:
     dest = Path(path)
     if dest.exists() and not force:
         raise UserError(f"{path} exists; use --force to overwrite it")
-    dest.write_text(STARTER.read_text())
+    from vft.core.resources import starter_recipe_text
+
+    dest.write_text(starter_recipe_text())
     click.echo(f"wrote {path}; check it with: vft plan {path}")
 
 
 @click.command("schema")
 def schema_command() -> None:
     """Print the recipe's JSON Schema (for editor completion and validation)."""
-    from vft.core.recipe import Recipe
+    from vft.core.recipe.schema import Recipe
 
     click.echo(json.dumps(Recipe.model_json_schema(), indent=2))

@@ -49,40 +49,28 @@ def run_command(
     run of a tiny model built offline. Exits with the run's exit code (the failing
     process's code, 130 after Ctrl-C).
     """
-    from vft.core.prepare import SMOKE_RECIPE, prepare
-    from vft.core.runs import run_folder
+    from vft.cli.plan_cmd import show_plan
+    from vft.core.resources import smoke_recipe_file
+    from vft.launch import launch
 
     if recipe is None:
-        recipe = str(SMOKE_RECIPE)
+        recipe = str(smoke_recipe_file())
         _note(f"no RECIPE given: running the CPU smoke recipe {recipe}")
 
-    prepared = prepare(recipe, overrides, backend)
-    impl = prepared.backend
-    if detach:
-        impl.capabilities.require(backend, "detach", "--detach")
-    # a taken port is moved, not refused: re-plan so every argv agrees on the new one
-    moved = impl.ports_to_move(prepared.plan)
-    if moved:
-        old = _ports(prepared.plan)
-        prepared = prepare(recipe, overrides, backend, ports=moved)
-        for key, port in moved.items():
-            _note(f"port {old.get(key)} ({key}) is taken; using {port}")
-    plan = prepared.plan
-    for note in impl.check(plan, force=force):
-        _note(note)
-    attempt = run_folder(plan.run.get("output_dir", "outputs"), plan.name).new_attempt(
-        plan, backend
+    done = launch(
+        recipe,
+        overrides,
+        backend,
+        detach=detach,
+        dry_run=dry_run,
+        force=force,
+        note=_note,
+        show=lambda plan, impl: show_plan(plan, impl.describe(plan)),
     )
-    _note(f"run {plan.name} attempt-{attempt.number}: {attempt.path}")
+    plan, attempt, code = done.plan, done.attempt, done.exit_code
     if dry_run:
-        from vft.cli.plan_cmd import show_plan
-
-        show_plan(plan, impl.describe(plan))
-        attempt.update(status="dry-run")
-        _note("dry run: nothing started")
         return
-    code = impl.launch(plan, attempt, detach=detach)
-    out = plan.run.get("output_dir", "outputs")
+    out = plan.run.output_dir
     where = "" if out == "outputs" else f" --output-dir {out}"
     if detach:
         click.echo(plan.name)
@@ -93,10 +81,6 @@ def run_command(
     sys.exit(code)  # not ctx.exit: click would return the code instead of exiting with it
 
 
-def _ports(plan: Any) -> dict[str, Any]:
-    return dict(plan.ports)
-
-
 def _note(text: str) -> None:
     from vft.core.secrets import redact
 
@@ -105,8 +89,8 @@ def _note(text: str) -> None:
 
 def _resolve(run: str, output_dir: str) -> tuple[Any, Any]:
     """(attempt, backend instance) for a run reference, through its recorded backend."""
-    from vft.core.plugins import registry
-    from vft.core.runs import find_attempt
+    from vft.core.plugins.registry import registry
+    from vft.core.runs.folders import find_attempt
 
     attempt = find_attempt(run, output_dir)
     name = attempt.record().get("backend") or "local"
@@ -120,8 +104,8 @@ def runs_command(output_dir: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from vft.core.plugins import registry
-    from vft.core.runs import list_runs
+    from vft.core.plugins.registry import registry
+    from vft.core.runs.folders import list_runs
 
     runs = list_runs(output_dir)
     if not runs:
@@ -206,7 +190,7 @@ def logs_command(run: str, output_dir: str, follow: bool, process: str | None) -
 @output_dir_option
 def stop_command(run: str, output_dir: str) -> None:
     """Stop RUN in order (SIGTERM to every process tree, SIGKILL after the grace period)."""
-    from vft.core.runs import FINISHED
+    from vft.core.runs.folders import FINISHED
 
     attempt, backend = _resolve(run, output_dir)
     before = backend.status(attempt).get("status")

@@ -6,11 +6,9 @@ import functools
 import re
 import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 
+from vft.core import resources
 from vft.core.errors import RecipeError
-
-CATALOG_PATH = Path(__file__).resolve().parents[2] / "configs" / "gpus.toml"
 
 
 @dataclass(frozen=True)
@@ -64,9 +62,9 @@ class Catalog:
 
 
 @functools.cache
-def catalog(path: Path = CATALOG_PATH) -> Catalog:
-    """Load the catalog once per process."""
-    data = tomllib.loads(path.read_text())
+def catalog() -> Catalog:
+    """Load the catalog once per process (package data: works from a wheel too)."""
+    data = tomllib.loads(resources.gpu_catalog_text())
     types: dict[str, GpuType] = {}
     aliases: dict[str, str] = {}
     for name, row in data["gpu"].items():

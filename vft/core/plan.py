@@ -1,8 +1,12 @@
-"""The Plan: the frozen, versioned, JSON contract between the core and every backend.
+"""The Plan: the frozen, typed, versioned JSON contract between the core and every backend.
 
-A backend receives a Plan, never a Recipe. Strings in a process's argv and env may hold
-run-time placeholders that only the machine running the node can know; the supervisor
-fills them in with `Process.resolved(context)`:
+A backend receives a Plan, never a Recipe: everything a consumer needs (the trainer's
+hyperparameters, the run's timeouts, the ports) is decided by the planner and written
+here, once. `plan.recipe` is kept in plan.json only as a record of what was asked; no
+code outside planning reads it.
+
+Strings in a process's argv and env may hold run-time placeholders that only the machine
+running the node can know; the supervisor fills them in with `Process.resolved(context)`:
 
 - `{{run_dir}}`       the attempt folder of this run on this machine;
 - `{{node_addr:N}}`   the address other nodes reach node N at (127.0.0.1 on one node);
@@ -16,15 +20,40 @@ user already narrowed them (Slurm sets CUDA_VISIBLE_DEVICES per job step), the n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 PLAN_VERSION = 1
+#: minor revisions of version 1: keys were added, none removed or changed
+SCHEMA_VERSION = "1.1"
 PLACEHOLDER = re.compile(r"\{\{(run_dir|node_rank|node_(addr|host):(\d+))\}\}")
+
+
+class Role(StrEnum):
+    """What a process of a plan is for."""
+
+    INFERENCE = "inference"
+    TRAINER = "trainer"
+
+
+class InferenceMode(StrEnum):
+    """Where generation happens: a server beside the trainer, or vLLM inside the trainer."""
+
+    SERVER = "server"
+    COLOCATE = "colocate"
+
+
+class TrainerStart(StrEnum):
+    """overlap: start the trainer while the server loads; after_ready: once /health answers."""
+
+    OVERLAP = "overlap"
+    AFTER_READY = "after_ready"
 
 
 @dataclass(frozen=True)
@@ -86,7 +115,7 @@ class NodeContext:
 class Process:
     """One process the supervisor of `node` starts, exactly as written."""
 
-    role: str  # "inference" | "trainer"
+    role: Role
     name: str
     node: int
     devices: tuple[int, ...]
@@ -108,6 +137,116 @@ class Process:
 
 
 @dataclass(frozen=True)
+class Ports:
+    """Every port a run binds; chosen once, before planning, so that every argv agrees."""
+
+    inference: int
+    weight_sync: int
+    rendezvous: int
+    dp_rpc: int
+    control: int  # + node rank: multi-node plans' end-of-training word
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How the supervisor runs the node (the recipe's `[run]`, as decided)."""
+
+    output_dir: str
+    ready_timeout_s: float
+    trainer_start: TrainerStart
+    stop_grace_s: float
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    """The inference service: an engine serving on some GPUs, colocated, or none (CPU)."""
+
+    engine: str | None
+    data_parallel: int
+    tensor_parallel: int
+    port: int | None
+    mode: InferenceMode | None = None
+    gpus: int = 0
+    nodes: tuple[int, ...] = ()
+    head_node: int | None = None
+    weight_sync_port: int | None = None
+    engines: int | None = None  # colocated: one vLLM engine per trainer GPU group
+    gpu_memory_utilization: float | None = None
+    max_model_len: int | None = None
+
+    @property
+    def colocated(self) -> bool:
+        return self.mode == InferenceMode.COLOCATE
+
+    @property
+    def served(self) -> bool:
+        return self.mode == InferenceMode.SERVER
+
+
+@dataclass(frozen=True)
+class Training:
+    """The GRPO hyperparameters the trainer uses, as the planner decided them."""
+
+    learning_rate: float
+    per_device_train_batch_size: int
+    num_generations: int
+    gradient_accumulation_steps: int
+    max_steps: int
+    max_tokens: int
+    temperature: float
+    beta: float
+    save_steps: int
+    logging_steps: int
+    seed: int
+    eval_steps: int | None = None
+    max_prompt_length: int | None = None
+    bf16: bool | None = None  # None: where the device supports it
+    resume_from_checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class EnvironmentPlan:
+    """The Verifiers environment to train on and the arguments it is loaded with."""
+
+    id: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WandbPlan:
+    project: str
+    entity: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainerPlan:
+    """The trainer: its processes and launch, the model, environment and hyperparameters."""
+
+    num_processes: int
+    nodes: tuple[int, ...]
+    zero_stage: int | None
+    offload_optimizer: bool
+    entry: str  # "vft.train" or the custom script's path
+    rendezvous_port: int
+    model: str
+    environment: EnvironmentPlan
+    training: Training
+    script: str | None = None
+    script_args: tuple[str, ...] = ()
+    wandb: WandbPlan | None = None
+
+
+@dataclass(frozen=True)
+class Cost:
+    usd_per_hour: float
+    hours: float | None = None
+    usd_per_run: float | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a backend needs to run a recipe; see DESIGN.md "Plan JSON"."""
 
@@ -116,19 +255,20 @@ class Plan:
     gpu_type: str | None
     gpus_per_node: int
     nodes: int
-    inference: Mapping[str, Any]
-    trainer: Mapping[str, Any]
+    inference: InferencePlan
+    trainer: TrainerPlan
     processes: tuple[Process, ...]
     files: Mapping[str, str]
     memory: Mapping[str, Any]
-    cost: Mapping[str, Any]
+    cost: Cost
+    run: RunSettings
+    ports: Ports
     warnings: tuple[str, ...] = ()
     install: tuple[str, ...] = ()
-    run: Mapping[str, Any] = field(default_factory=dict)
-    ports: Mapping[str, int] = field(default_factory=dict)
     backend_options: Mapping[str, Any] = field(default_factory=dict)
-    recipe: Mapping[str, Any] = field(default_factory=dict)
+    recipe: Mapping[str, Any] = field(default_factory=dict)  # the request, as a record only
     version: int = PLAN_VERSION
+    schema_version: str = SCHEMA_VERSION
 
     @property
     def is_cpu(self) -> bool:
@@ -137,44 +277,81 @@ class Plan:
     def processes_on(self, node: int) -> tuple[Process, ...]:
         return tuple(p for p in self.processes if p.node == node)
 
+    def bound_ports(self, node: int = 0) -> dict[str, int]:
+        """The ports the processes of `node` bind, keyed as in `Ports`."""
+        ports: dict[str, int] = {}
+        if any(p.role == Role.INFERENCE for p in self.processes_on(node)):
+            if self.inference.port:
+                ports["inference"] = self.inference.port
+            if self.inference.weight_sync_port:
+                ports["weight_sync"] = self.inference.weight_sync_port
+        if any(p.role == Role.TRAINER for p in self.processes_on(node)):
+            ports["rendezvous"] = self.trainer.rendezvous_port
+        return ports
+
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["processes"] = [
-            {**asdict(p), "devices": list(p.devices), "argv": list(p.argv), "env": dict(p.env)}
-            for p in self.processes
-        ]
-        data["warnings"] = list(self.warnings)
-        data["install"] = list(self.install)
-        return {"version": self.version, **{k: v for k, v in data.items() if k != "version"}}
+        data = _plain(self)
+        assert isinstance(data, dict)
+        first = {"version": data.pop("version"), "schema_version": data.pop("schema_version")}
+        return {**first, **data}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        """A Plan from its JSON form; ValueError names what is wrong."""
         version = data.get("version")
         if version != PLAN_VERSION:
             raise ValueError(
                 f"plan version {version!r} is not supported (this vft reads {PLAN_VERSION})"
             )
-        fields = dict(data)
-        fields["processes"] = tuple(
-            Process(
-                role=p["role"],
-                name=p.get("name", p["role"]),
-                node=int(p["node"]),
-                devices=tuple(p["devices"]),
-                argv=tuple(p["argv"]),
-                env=dict(p["env"]),
-                ready_url=p.get("ready_url"),
-            )
-            for p in data["processes"]
-        )
-        fields["warnings"] = tuple(data.get("warnings", ()))
-        fields["install"] = tuple(data.get("install", ()))
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in fields.items() if k in known})
+        from pydantic import TypeAdapter, ValidationError
+
+        try:
+            return _adapter(TypeAdapter).validate_python(dict(data))
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            where = ".".join(map(str, err["loc"]))
+            raise ValueError(f"{where}: {err['msg']}") from None
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
         return cls.from_dict(json.loads(text))
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready data: dataclasses to dicts, tuples to lists, enums to their values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+_ADAPTER: Any = None
+
+
+def _adapter(type_adapter: Any) -> Any:
+    global _ADAPTER
+    if _ADAPTER is None:
+        _ADAPTER = type_adapter(Plan)
+    return _ADAPTER
+
+
+def json_schema() -> dict[str, Any]:
+    """The Plan's JSON Schema (published as docs/plan.schema.json)."""
+    from pydantic import TypeAdapter
+
+    schema: dict[str, Any] = TypeAdapter(Plan).json_schema(mode="serialization")
+    schema["$id"] = f"https://vft.dev/plan-{SCHEMA_VERSION}.schema.json"
+    schema["title"] = "vft Plan"
+    return schema
+
+
+if __name__ == "__main__":  # python -m vft.core.plan > docs/plan.schema.json
+    print(json.dumps(json_schema(), indent=2))

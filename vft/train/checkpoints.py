@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vft.core.runs import ATTEMPT
+from vft.core.runs.folders import ATTEMPT
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 CHECKPOINTS_DIR = "checkpoints"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from vft.core.environments import BUILTIN_ENVIRONMENTS, module_names
+from vft.core.planning.environments import BUILTIN_ENVIRONMENTS, module_names
 
 
 @dataclass

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from vft.core.plan import Plan
 from vft.train import environment, tiny
 from vft.train.checkpoints import checkpoint_step, resolve_resume
 from vft.train.config import colocated, grpo_kwargs, server_url
@@ -49,10 +49,16 @@ def dataset_rows(loaded: environment.LoadedEnvironment) -> list[dict[str, Any]]:
     return rows
 
 
-def make_reward(loaded: environment.LoadedEnvironment):
+def make_reward(loaded: environment.LoadedEnvironment) -> Any:
     """TRL reward function: the environment's own rewards, per completion."""
 
-    def reward(prompts, completions, vft_task, vft_reward=None, **_: Any) -> list[float]:
+    def reward(
+        prompts: list[Any],
+        completions: list[Any],
+        vft_task: list[int],
+        vft_reward: list[float] | None = None,
+        **_: Any,
+    ) -> list[float]:
         if vft_reward is not None:  # multi-turn: scored at the end of the episode
             return [float(r) for r in vft_reward]
 
@@ -74,7 +80,7 @@ def make_reward(loaded: environment.LoadedEnvironment):
     return reward
 
 
-def train(plan: dict[str, Any], run_dir: Path) -> Path | None:
+def train(plan: Plan, run_dir: Path) -> Path | None:
     """Run GRPO for the plan; return the last checkpoint written."""
     import torch
     from datasets import Dataset
@@ -84,16 +90,15 @@ def train(plan: dict[str, Any], run_dir: Path) -> Path | None:
     from vft.train.metrics import MetricsCallback, SaveAtEndCallback
     from vft.train.rollout import make_env, rollout_func
 
-    recipe = plan["recipe"]
-    t = recipe["trainer"]
-    model = model_path(recipe["model"]["name"], run_dir)
+    t = plan.trainer.training
+    model = model_path(plan.trainer.model, run_dir)
     tokenizer = AutoTokenizer.from_pretrained(model)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
 
-    env_cfg = recipe["environment"]
-    loaded = environment.load(env_cfg["id"], env_cfg.get("args") or {})
+    env_cfg = plan.trainer.environment
+    loaded = environment.load(env_cfg.id, dict(env_cfg.args))
     bf16_ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     args = GRPOConfig(**grpo_kwargs(plan, run_dir, bf16_supported=bf16_ok))
 
@@ -107,9 +112,9 @@ def train(plan: dict[str, Any], run_dir: Path) -> Path | None:
                 f"plan's vLLM server; {kind} has none (plan at least 2 GPUs, without "
                 "inference.colocate = true)"
             )
-        env = make_env(loaded, env_cfg.get("args") or {})
+        env = make_env(loaded, dict(env_cfg.args))
         extra["rollout_func"] = rollout_func(
-            loaded, env, tokenizer, url, max_tokens=t["max_tokens"], temperature=t["temperature"]
+            loaded, env, tokenizer, url, max_tokens=t.max_tokens, temperature=t.temperature
         )
 
     trainer = GRPOTrainer(
@@ -122,7 +127,7 @@ def train(plan: dict[str, Any], run_dir: Path) -> Path | None:
         **extra,
     )
     trainer.remove_callback(PrinterCallback)  # our progress line replaces the raw dict dump
-    resume = resolve_resume(t.get("resume_from_checkpoint"), run_dir)
+    resume = resolve_resume(t.resume_from_checkpoint, run_dir)
     main = trainer.accelerator.is_main_process
     if main:
         where = (
@@ -133,16 +138,16 @@ def train(plan: dict[str, Any], run_dir: Path) -> Path | None:
             else f"on {args.vllm_server_base_url}"
         )
         print(
-            f"vft.train: {recipe['name']}: {recipe['model']['name']} on {loaded.env_id} "
+            f"vft.train: {plan.name}: {plan.trainer.model} on {loaded.env_id} "
             f"({len(loaded.tasks)} tasks), {args.max_steps} steps, generation {where}",
             flush=True,
         )
         if resume is not None:
             print(f"vft.train: resuming from {resume} (step {checkpoint_step(resume)})", flush=True)
-        elif t.get("resume_from_checkpoint") == "latest":
+        elif t.resume_from_checkpoint == "latest":
             print("vft.train: no earlier checkpoint of this run; starting at step 0", flush=True)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    last = Path(args.output_dir) / f"checkpoint-{trainer.state.global_step}"
+    last = Path(str(args.output_dir)) / f"checkpoint-{trainer.state.global_step}"
     if main:
         print(f"vft.train: done at step {trainer.state.global_step}; checkpoint {last}", flush=True)
     return last
@@ -157,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if not plan_file.is_file():
         print(f"vft.train: error: {plan_file} does not exist", file=sys.stderr)
         return 2
-    plan = json.loads(plan_file.read_text())
+    plan = Plan.from_json(plan_file.read_text())
     try:
         train(plan, run_dir)
     except FileNotFoundError as exc:  # e.g. resume_from_checkpoint names no checkpoint

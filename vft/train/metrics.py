@@ -46,11 +46,13 @@ class MetricsCallback(TrainerCallback):
         self._last: tuple[float, float] | None = None  # (time, tokens seen)
         self._start: tuple[float, int] | None = None  # (time, step)
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._start = (time.time(), state.global_step)
         self._last = (time.time(), float(state.num_input_tokens_seen or 0))
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         if not state.is_world_process_zero or not logs or "reward" not in logs:
             return
         now = time.time()
@@ -65,7 +67,7 @@ class MetricsCallback(TrainerCallback):
         if self.echo:
             print(progress_line(row, state.max_steps, self._eta(state, now)), flush=True)
 
-    def _eta(self, state, now: float) -> float | None:
+    def _eta(self, state: Any, now: float) -> float | None:
         if self._start is None:
             return None
         done = state.global_step - self._start[1]
@@ -77,7 +79,7 @@ class MetricsCallback(TrainerCallback):
 class SaveAtEndCallback(TrainerCallback):
     """Always checkpoint the last step, whatever save_steps says: a finished run resumes."""
 
-    def on_step_end(self, args, state, control, **kwargs):
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if state.global_step >= state.max_steps:
             control.should_save = True
         return control

@@ -66,7 +66,7 @@ class Interaction:
     def trace(self) -> Any:
         return self.conv.trace
 
-    async def turn(self, message: str | list | None = None):
+    async def turn(self, message: str | list[Any] | None = None) -> Any:
         import verifiers.v1 as vf
 
         conv = self.conv
@@ -129,11 +129,17 @@ def make_env(loaded: LoadedEnvironment, args: dict[str, Any] | None = None) -> A
     import verifiers.v1 as vf
 
     config = vf.resolve_env_config({"taskset": {"id": loaded.env_id, **(args or {})}})
+    assert loaded.env_cls is not None
     return loaded.env_cls(config)
 
 
 async def run_episode(
-    env: Any, task: Any, policy: Policy, *, max_turns: int = DEFAULT_MAX_TURNS, start=None
+    env: Any,
+    task: Any,
+    policy: Policy,
+    *,
+    max_turns: int = DEFAULT_MAX_TURNS,
+    start: Callable[[Conversation], None] | None = None,
 ) -> Conversation:
     """Play one episode of `task` with the environment's own `run()`, then score it."""
 
@@ -253,7 +259,7 @@ def rollout_func(
     max_tokens: int,
     temperature: float,
     max_turns: int = DEFAULT_MAX_TURNS,
-):
+) -> Callable[[list[Any], Any], dict[str, list[Any]]]:
     """TRL's `rollout_func(prompts, trainer)`: one episode per prompt of this process."""
     policy = ServerPolicy(tokenizer, base_url, max_tokens=max_tokens, temperature=temperature)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import string
 from pathlib import Path
+from typing import Any
 
 TINY_MODEL = "vft-tiny"
 SEED = 1234
@@ -27,7 +28,7 @@ def is_tiny(name: str) -> bool:
     return name == TINY_MODEL
 
 
-def build_tokenizer():
+def build_tokenizer() -> Any:
     """A character-level tokenizer (lowercased input) with a minimal chat template."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -49,7 +50,7 @@ def build_tokenizer():
     return tok
 
 
-def build_model(vocab_size: int):
+def build_model(vocab_size: int) -> Any:
     """A 2-layer Llama-architecture model with weights drawn from a fixed seed."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM

@@ -14,15 +14,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vft.core.backend import Backend, Capabilities
-from vft.core.errors import PreflightError, UserError
-from vft.core.runs import FINISHED, Attempt
+from vft.plugin import FINISHED, Attempt, Backend, Capabilities, PreflightError, UserError
 from vft_slurm import slurm
 from vft_slurm.options import SlurmOptions
 from vft_slurm.script import JobSpec, render
 
 if TYPE_CHECKING:
-    from vft.core.plan import Plan
+    from vft.plugin import Plan
 
 POLL_S = 1.0
 STOP_EXTRA_S = 60.0  # beyond Slurm's KillWait, for slurmctld to mark the job done
@@ -53,7 +51,7 @@ class SlurmBackend(Backend):
 
     # -- before launch ---------------------------------------------------------------------
     def describe(self, plan: Plan) -> list[tuple[str, str]]:
-        run_dir = Path(plan.run.get("output_dir", "outputs")).resolve() / plan.name / "attempt-N"
+        run_dir = Path(plan.run.output_dir).resolve() / plan.name / "attempt-N"
         return [("batch script", "\n" + self.script(plan, str(run_dir)))]
 
     def script(self, plan: Plan, run_dir: str) -> str:
@@ -62,7 +60,7 @@ class SlurmBackend(Backend):
 
     def check(self, plan: Plan, *, force: bool = False) -> list[str]:
         """Slurm's own verdict (sbatch --test-only): can this cluster ever run the job?"""
-        run_dir = Path(plan.run.get("output_dir", "outputs")).resolve() / plan.name / "attempt-0"
+        run_dir = Path(plan.run.output_dir).resolve() / plan.name / "attempt-0"
         with tempfile.TemporaryDirectory(prefix="vft-slurm-") as tmp:
             path = Path(tmp) / SCRIPT
             path.write_text(self.script(plan, str(run_dir)))

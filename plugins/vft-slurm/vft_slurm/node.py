@@ -2,10 +2,10 @@
 
     addresses             once, in the batch step: every node's address, in SLURM_NODEID order
     install RUN_DIR       once, in the batch step: `environment.install`, as a local run does
-    agent RUN_DIR         one task per node: this node's part of the plan, under the supervisor
     finish RUN_DIR RC     after the step: the run's outcome into run.json; prints the exit code
 
-Slurm is reached through its commands only; vft's supervisor does the work on each node.
+Each node's part of the plan runs through vft's public node entry (`node_argv`), as on
+every backend. Slurm is reached through its commands only.
 """
 
 from __future__ import annotations
@@ -17,11 +17,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
-
 
 _NODE_ADDR = re.compile(r"\bNodeName=(\S+).*?\bNodeAddr=(\S+)")
 
@@ -56,44 +51,19 @@ def addresses(nodelist: str) -> list[str]:
     return [resolve(declared.get(name, name)) for name in names]
 
 
-def run_agent(run_dir: Path) -> int:
-    """This node's part of the plan, under the same supervisor as `vft agent`."""
-    from vft.core.plan import NodeContext
-    from vft.core.runs import Attempt
-    from vft.core.supervisor import run_node
-
-    host = os.environ.get("SLURMD_NODENAME", socket.gethostname())
-    if not (run_dir / "plan.json").is_file():
-        print(
-            f"vft-slurm: {run_dir}/plan.json is not visible on {host}: run.output_dir must be "
-            "on a filesystem every node mounts",
-            file=sys.stderr,
-            flush=True,
-        )
-        return 2
-    rank = int(os.environ["SLURM_NODEID"])
-    addrs = tuple(os.environ["VFT_NODE_ADDRESSES"].split(","))
-    attempt = Attempt(run_dir)
-    # the plan's device ids index the GPUs Slurm gave this step (CUDA_VISIBLE_DEVICES);
-    # a serve-only node ends when the trainer nodes say so (vft.core.supervisor_peers)
-    ctx = NodeContext.here(rank, addrs, str(run_dir))
-    return run_node(attempt.plan(), attempt, ctx, echo=True)
-
-
 def install(run_dir: Path) -> int:
     """`environment.install`, once per job, the way a local run installs it."""
-    from vft.core.install import install as pip_install
-    from vft.core.runs import Attempt
+    from vft.plugin import Attempt, install_environments
 
     attempt = Attempt(run_dir)
-    for note in pip_install(attempt.plan().install, attempt.log_path("install")):
+    for note in install_environments(attempt.plan().install, attempt.log_path("install")):
         print(f"vft: {note}", flush=True)
     return 0
 
 
 def finish(run_dir: Path, step_code: int) -> int:
     """Record the outcome (see verdict.py) and return the job's exit code."""
-    from vft.core.runs import Attempt
+    from vft.plugin import Attempt
     from vft_slurm.verdict import outcome
 
     attempt = Attempt(run_dir)
@@ -107,8 +77,6 @@ def main(argv: list[str]) -> int:
         case ["addresses"]:
             print(",".join(addresses(os.environ["SLURM_JOB_NODELIST"])))
             return 0
-        case ["agent", run_dir]:
-            return run_agent(Path(run_dir).resolve())
         case ["install", run_dir]:
             return install(Path(run_dir))
         case ["finish", run_dir, code]:

@@ -15,11 +15,11 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vft.core.errors import UserError
+from vft.plugin import UserError, node_argv
 from vft_slurm.options import SlurmOptions
 
 if TYPE_CHECKING:
-    from vft.core.plan import Plan
+    from vft.plugin import Plan
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,9 @@ def render(plan: Plan, options: SlurmOptions, spec: JobSpec) -> str:
         # a shared environment: installing once, on the first node, serves every node
         install = f'{py} -m vft_slurm.node install "$VFT_RUN_DIR" || exit 1\n'
     srun_extra = f"--cpus-per-task={options.cpus_per_node} " if options.cpus_per_node else ""
+    # the public node entry; the variables are expanded by each task's own shell
+    node = node_argv('"$VFT_RUN_DIR"', '"$SLURM_NODEID"', '"$VFT_NODE_ADDRESSES"', python=py)
+    node_command = "exec " + " ".join(node)
     return template().substitute(
         name=plan.name,
         nodes=plan.nodes,
@@ -116,4 +119,5 @@ def render(plan: Plan, options: SlurmOptions, spec: JobSpec) -> str:
         install=install,
         python=py,
         srun_extra=srun_extra,
+        node_command=node_command,
     )

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from vft.core.errors import PreflightError, UserError
+from vft.plugin import PreflightError, UserError
 
 TIMEOUT_S = 60
 # `Key=value` fields of `scontrol -o` and jobcomp lines; values may hold spaces

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vft.core.runs import Attempt
+from vft.plugin import Attempt
 
 
 def first_failure(attempt: Attempt) -> dict[str, Any] | None:

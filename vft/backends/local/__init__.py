@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vft.backends.local.backend import LocalBackend
-from vft.core.hookspecs import hookimpl
+from vft.core.hooks import hookimpl
 
 
 @hookimpl

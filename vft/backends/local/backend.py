@@ -1,7 +1,8 @@
 """LocalBackend: preflight this machine, then run the plan's node 0 under the supervisor.
 
-Detached, the supervisor is `python -m vft agent RUN_DIR ...` in its own session; its pid
-is in run.json, so `vft status/logs/stop` work from the run folder alone.
+In the foreground the node runs in this process (`start_node`); detached, it is the same
+node entry as a command (`node_argv`) in its own session, its pid in run.json, so
+`vft status/logs/stop` work from the run folder alone.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import time
 from typing import Any
 
 from vft.backends.local import preflight
-from vft.core.backend import Backend, Capabilities
 from vft.core.errors import PreflightError
-from vft.core.plan import NodeContext, Plan
-from vft.core.runs import FINISHED, Attempt
+from vft.core.plan import Plan, Ports
+from vft.core.planning.capabilities import Capabilities
+from vft.core.plugins.backend import Backend
+from vft.core.runs.folders import FINISHED, Attempt, RunStatus
 
 STOP_EXTRA_S = 15.0  # beyond the plan's grace, for the supervisor's own teardown
 
@@ -34,9 +36,9 @@ class LocalBackend(Backend):
     )
 
     # -- before launch ---------------------------------------------------------------------
-    def ports_to_move(self, plan: Plan) -> dict[str, int]:
-        """Taken ports of the plan and a free replacement for each (to re-plan with)."""
-        return preflight.ports_to_move(plan)
+    def choose_ports(self, requested: Ports) -> Ports:
+        """The requested ports, each one taken on this machine moved to a free one."""
+        return preflight.free_ports(requested)
 
     def check(self, plan: Plan, *, force: bool = False) -> list[str]:
         problems: list[str] = []
@@ -53,7 +55,7 @@ class LocalBackend(Backend):
                 found, more = preflight.gpu_problems(plan, seen)
                 problems += found
                 notes += more
-        for key, port in preflight.plan_ports(plan).items():
+        for key, port in plan.bound_ports(0).items():
             if not preflight.port_free(port):
                 problems.append(f"port {port} ({key}) is already in use on this machine")
         if problems and not force:
@@ -65,18 +67,18 @@ class LocalBackend(Backend):
 
     # -- launch ----------------------------------------------------------------------------
     def launch(self, plan: Plan, attempt: Attempt, *, detach: bool) -> int:
-        from vft.core.install import install
-        from vft.core.supervisor import run_node
+        from vft.core.node.entry import node_argv, start_node
+        from vft.core.node.install import install
 
         attempt = Attempt(attempt.path.resolve())
         for note in install(plan.install, attempt.log_path("install")):
             print(f"vft: {note}", file=sys.stderr)
         if not detach:
-            ctx = NodeContext.here(0, ("127.0.0.1",), str(attempt.path))
-            return run_node(plan, attempt, ctx)
-        argv = [sys.executable, "-m", "vft", "agent", str(attempt.path)]
-        argv += ["--node-rank", "0", "--addresses", "127.0.0.1", "--no-echo"]
-        attempt.update(status="starting", detached=True)  # before the agent can write "running"
+            return start_node(attempt.path)
+        argv = node_argv(str(attempt.path), python=sys.executable, echo=False)
+        attempt.update(
+            status=RunStatus.STARTING, detached=True
+        )  # before the node can write "running"
         attempt.logs_dir.mkdir(parents=True, exist_ok=True)
         with open(attempt.log_path("vft"), "ab") as log:
             agent = subprocess.Popen(
@@ -91,7 +93,7 @@ class LocalBackend(Backend):
 
     # -- after launch ----------------------------------------------------------------------
     def status(self, attempt: Attempt) -> dict[str, Any]:
-        from vft.core.procs import pid_alive
+        from vft.core.node.procs import pid_alive
 
         record = attempt.record()
         nodes = attempt.nodes()
@@ -99,7 +101,7 @@ class LocalBackend(Backend):
         if status in ("starting", "running") and not pid_alive(
             record.get("supervisor_pid"), record.get("supervisor_create_time")
         ):
-            status = "lost"  # the supervisor died without writing its end (kill -9, reboot)
+            status = RunStatus.LOST  # the supervisor died without writing its end (kill -9, reboot)
         processes = {
             name: info
             for node in nodes.values()
@@ -109,28 +111,30 @@ class LocalBackend(Backend):
 
     def stop(self, attempt: Attempt) -> None:
         """Orderly: SIGTERM to the supervisor, which stops its trees; kill what is left after."""
-        from vft.core.procs import pid_alive
+        from vft.core.node.procs import pid_alive
 
         record = attempt.record()
         pid, created = record.get("supervisor_pid"), record.get("supervisor_create_time")
         try:
-            grace = float(attempt.plan().run.get("stop_grace_s", 10))
-        except (OSError, ValueError, KeyError):  # no readable plan.json: the default grace
-            grace = 10.0
-        if pid_alive(pid, created):
+            grace = attempt.plan().run.stop_grace_s
+        except (OSError, ValueError, KeyError):  # no readable plan.json: the recipe's default
+            from vft.core.recipe import Run
+
+            grace = float(Run.model_fields["stop_grace_s"].default)
+        if pid is not None and pid_alive(pid, created):
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + grace + STOP_EXTRA_S
             while pid_alive(pid, created) and time.monotonic() < deadline:
                 time.sleep(0.1)
             if pid_alive(pid, created):
-                os.kill(pid, signal.SIGKILL)
+                os.kill(int(pid), signal.SIGKILL)
         self._kill_leftovers(attempt)
         if attempt.record().get("status") not in FINISHED:
-            attempt.update(status="stopped", ended_at=time.time())
+            attempt.update(status=RunStatus.STOPPED, ended_at=time.time())
 
     def _kill_leftovers(self, attempt: Attempt) -> None:
         """Process groups a supervisor that died (kill -9) could not stop."""
-        from vft.core.procs import pid_alive
+        from vft.core.node.procs import pid_alive
 
         for node in attempt.nodes().values():
             for info in (node.get("processes") or {}).values():

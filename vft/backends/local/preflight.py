@@ -10,14 +10,13 @@ import contextlib
 import shutil
 import socket
 import subprocess
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
-from vft.core.plan import Plan
+from vft.core.plan import Plan, Ports, Role
 
 NVIDIA_SMI_TIMEOUT_S = 15
 BUSY_MIB = 512  # less than this on a GPU is a display or a driver, not a job
+LOCAL_PORT_KEYS = ("inference", "weight_sync", "rendezvous")  # dp_rpc, control: multi-node
 
 
 @dataclass(frozen=True)
@@ -148,7 +147,7 @@ def gpu_problems(plan: Plan, gpus: list[Gpu]) -> tuple[list[str], list[str]]:
     problems, notes = [], [f"GPUs: {len(gpus)} visible ({', '.join(names)}), the plan uses {need}"]
     if plan.gpu_type and not any(_same_type(plan.gpu_type, n) for n in names):
         notes.append(f"the plan was sized for {plan.gpu_type}; this machine has {', '.join(names)}")
-    util = float((plan.recipe.get("inference") or {}).get("gpu_memory_utilization", 0.9))
+    util = plan.inference.gpu_memory_utilization or 0.0
     trainer_gib = plan.memory.get("trainer_gib_per_gpu")
     for p in plan.processes_on(0):
         for d in p.devices:
@@ -160,7 +159,7 @@ def gpu_problems(plan: Plan, gpus: list[Gpu]) -> tuple[list[str], list[str]]:
                 who = ", ".join(f"pid {pid} ({mib} MiB)" for pid, mib in g.processes)
                 problems.append(f"GPU {g.index} is busy: {who}")
                 continue
-            want = util * g.total_mib if p.role == "inference" else (trainer_gib or 0) * 1024
+            want = util * g.total_mib if p.role == Role.INFERENCE else (trainer_gib or 0) * 1024
             if want and g.free_mib < want:
                 problems.append(
                     f"GPU {g.index} has {g.free_mib / 1024:.1f} GiB free, "
@@ -175,20 +174,6 @@ def _same_type(plan_type: str, smi_name: str) -> bool:
 
 
 # -- ports -------------------------------------------------------------------------------
-def plan_ports(plan: Plan) -> dict[str, int]:
-    """The ports the plan's processes bind on this machine, keyed as prepare(ports=) takes them."""
-    ports: dict[str, int] = {}
-    inf: Mapping[str, Any] = plan.inference or {}
-    if any(p.role == "inference" for p in plan.processes_on(0)):
-        if inf.get("port"):
-            ports["inference"] = int(inf["port"])
-        if inf.get("weight_sync_port"):
-            ports["weight_sync"] = int(inf["weight_sync_port"])
-    if (plan.trainer or {}).get("rendezvous_port"):
-        ports["rendezvous"] = int(plan.trainer["rendezvous_port"])
-    return ports
-
-
 def port_free(port: int) -> bool:
     """Whether a server could bind `port` on every interface now (TIME_WAIT does not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -200,17 +185,16 @@ def port_free(port: int) -> bool:
     return True
 
 
-def ports_to_move(plan: Plan) -> dict[str, int]:
-    """A free replacement for every port of the plan that is taken."""
-    ports = plan_ports(plan)
-    taken = {key: port for key, port in ports.items() if not port_free(port)}
-    used = set(ports.values())
-    moved = {}
-    for key in taken:
-        new = _free_port(used)
-        used.add(new)
-        moved[key] = new
-    return moved
+def free_ports(requested: Ports) -> Ports:
+    """`requested` with every port a single-node run binds here moved when it is taken."""
+    wanted = {k: v for k, v in requested.as_dict().items() if k in LOCAL_PORT_KEYS}
+    used = set(requested.as_dict().values())
+    moved: dict[str, int] = {}
+    for key, port in wanted.items():
+        if not port_free(port):
+            moved[key] = _free_port(used)
+            used.add(moved[key])
+    return replace(requested, **moved)
 
 
 def _free_port(avoid: set[int]) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vft.backends.modal.backend import ModalBackend
-from vft.core.hookspecs import hookimpl
+from vft.core.hooks import hookimpl
 
 
 @hookimpl

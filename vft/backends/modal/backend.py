@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from vft.backends.modal.options import ModalOptions
-from vft.backends.modal.preflight import MAX_CLUSTER_NODES, MAX_GPUS
-from vft.core.backend import Backend, Capabilities
+from vft.backends.modal.preflight import MAX_CLUSTER_NODES, MAX_GPUS, cluster_problem
 from vft.core.plan import Plan
-from vft.core.runs import Attempt
+from vft.core.planning.capabilities import Capabilities
+from vft.core.plugins.backend import Backend
+from vft.core.runs.folders import Attempt
 
 
 class ModalBackend(Backend):
@@ -25,6 +26,8 @@ class ModalBackend(Backend):
         max_gpus_per_node=max(MAX_GPUS.values()),
         max_nodes=MAX_CLUSTER_NODES,
         gpu_types=frozenset(MAX_GPUS),
+        max_gpus_by_type={gpu: n for gpu, n in MAX_GPUS.items() if n < max(MAX_GPUS.values())},
+        request_check=cluster_problem,
         limits={
             "max_gpus_per_node": "Modal gives at most 8 GPUs per container (A10G: 4)",
             "max_nodes": "a Modal cluster has at most 32 nodes of 8 GPUs",
@@ -48,7 +51,7 @@ class ModalBackend(Backend):
         preflight.check_paths(plan, spec)
         preflight.check_account(spec.secrets)
         notes = [f"Modal: logged in; secrets found: {', '.join(spec.secrets) or 'none'}"]
-        if (plan.recipe.get("logging") or {}).get("wandb_project") and "wandb" not in spec.secrets:
+        if plan.trainer.wandb is not None and "wandb" not in spec.secrets:
             notes.append("logging.wandb_project is set but no 'wandb' secret is attached")
         return notes
 

@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from vft.backends.modal.options import ModalOptions
 from vft.core.plan import NodeContext, Plan
-from vft.core.runs import Attempt
+from vft.core.runs.folders import Attempt
 
 CHECKPOINT_GLOBS = ("checkpoint-*", "*/checkpoint-*", "*/*/checkpoint-*")
 POLL_S = 10.0  # how often the committer looks for new checkpoints
@@ -154,10 +155,10 @@ def run_in_volume(
     they commit. Only node 0 writes run.json, so nodes never overwrite each other's record.
     """
     if run_node is None:
-        from vft.core.supervisor import run_node as supervise
+        from vft.core.node.entry import start_node
 
         def run_node(p: Plan, a: Attempt, c: NodeContext) -> int:
-            return supervise(p, a, c, echo=True)
+            return start_node(a.path, c.rank, c.addresses)
 
     attempt = Attempt(outputs / run_dir)
     attempt.path.mkdir(parents=True, exist_ok=True)
@@ -204,7 +205,7 @@ def run_node_in_container(plan_json: str, run_dir: str) -> int:
 
     plan = Plan.from_json(plan_json)
     rank, addresses = cluster_context(plan.nodes)
-    volume = modal.Volume.from_name(plan.backend_options.get("volume", "vft-outputs"))
+    volume = modal.Volume.from_name(ModalOptions.model_validate(plan.backend_options).volume)
     code = run_in_volume(plan, Path(OUTPUTS), run_dir, rank, addresses, commit=volume.commit)
     if code != 0:
         raise RunFailed(code, f"{plan.name} node {rank} exited with code {code}")

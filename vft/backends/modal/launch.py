@@ -12,7 +12,7 @@ from vft.backends.modal.app import build_app
 from vft.backends.modal.spec import FunctionSpec, function_spec, remote_run_dir
 from vft.core.errors import UserError
 from vft.core.plan import Plan
-from vft.core.runs import ATTEMPT, Attempt
+from vft.core.runs.folders import ATTEMPT, Attempt, RunStatus
 
 
 def free_run_dir(volume: Any, name: str, number: int) -> str:
@@ -46,7 +46,7 @@ def launch(plan: Plan, attempt: Attempt, *, detach: bool, spec: FunctionSpec | N
         "run_dir": run_dir,
         "detached": detach,
     }
-    attempt.update(backend="modal", status="launching", modal=record)
+    attempt.update(backend="modal", status=RunStatus.LAUNCHING, modal=record)
     try:
         app, function = build_app(spec)
         with remote.modal_errors(), modal.enable_output(), app.run(detach=detach):
@@ -56,23 +56,25 @@ def launch(plan: Plan, attempt: Attempt, *, detach: bool, spec: FunctionSpec | N
                 "function_call_id": call.object_id,
                 "dashboard_url": f"https://modal.com/id/{app.app_id}",
             }
-            attempt.update(status="running", started_at=time.time(), modal=record)
+            attempt.update(status=RunStatus.RUNNING, started_at=time.time(), modal=record)
             if detach:
                 _say_detached(plan, record)
                 return 0
             state, code, reason = remote.wait(call)
     except ImageBuildError as exc:
-        attempt.update(status="failed", exit_code=1, ended_at=time.time())
+        attempt.update(status=RunStatus.FAILED, exit_code=1, ended_at=time.time())
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "see the build log above"
         raise UserError(f"the Modal image did not build: {first}") from None
     except KeyboardInterrupt:
         # leaving app.run() without detach stops the app and its containers
-        attempt.update(status="stopped", ended_at=time.time())
+        attempt.update(status=RunStatus.STOPPED, ended_at=time.time())
         return 130
     except BaseException as exc:  # never leave the record saying "launching"
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
         attempt.update(
-            status="failed", ended_at=time.time(), failed={"process": None, "reason": reason}
+            status=RunStatus.FAILED,
+            ended_at=time.time(),
+            failed={"process": None, "reason": reason},
         )
         raise
     fields: dict[str, Any] = {"status": state, "exit_code": code, "ended_at": time.time()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vft.core.recipe import NAME_PATTERN
+from vft.core.recipe.schema import NAME_PATTERN
 
 PYTHON_VERSIONS = ("3.11", "3.12")
 

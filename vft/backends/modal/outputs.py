@@ -8,7 +8,7 @@ from typing import Any
 
 from vft.backends.modal.remote import modal_errors, modal_record
 from vft.core.errors import UserError
-from vft.core.runs import Attempt
+from vft.core.runs.folders import Attempt
 
 
 def _volume(record: dict[str, Any]) -> Any:
@@ -20,7 +20,7 @@ def _volume(record: dict[str, Any]) -> Any:
 def list_files(volume: Any, run_dir: str) -> list[tuple[str, int]]:
     """(path relative to the run folder, size) of every file under `run_dir` on the volume."""
     from modal.exception import NotFoundError
-    from modal.volume import FileEntryType
+    from modal.volume import FileEntryType  # type: ignore[attr-defined]
 
     try:
         entries = volume.listdir(run_dir, recursive=True)

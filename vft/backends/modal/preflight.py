@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vft.backends.modal.spec import USER_DIRS, FunctionSpec
 from vft.core.errors import PreflightError
 from vft.core.plan import Plan
+
+if TYPE_CHECKING:
+    from vft.core.gpus import GpuRequest
 
 # Modal's GPU types and the most of each one container can have (Modal's GPU guide:
 # A10 instances up to 4 GPUs, the others up to 8).
@@ -29,6 +32,19 @@ MAX_CLUSTER_NODES = 32
 # what each well-known secret must hold, for the `modal secret create` line we print
 SECRET_KEYS = {"wandb": "WANDB_API_KEY", "huggingface": "HF_TOKEN"}
 LOGIN_HINT = "run `modal setup`, or set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET"
+
+
+def cluster_problem(request: GpuRequest, nodes: int) -> str | None:
+    """Why Modal cannot give `nodes` containers of `request`, or None (the capability rule)."""
+    if nodes <= 1 or request.type is None:
+        return None
+    gpu = request.type.name
+    if gpu not in CLUSTER_GPU_TYPES or request.count != CLUSTER_GPUS:
+        return (
+            f"a Modal cluster (nodes = {nodes}) needs whole 8-GPU hosts of "
+            f"{', '.join(CLUSTER_GPU_TYPES)}, e.g. 'H100:8'"
+        )
+    return None
 
 
 def check_gpus(plan: Plan) -> None:
@@ -65,7 +81,7 @@ def check_gpus(plan: Plan) -> None:
 
 def check_paths(plan: Plan, spec: FunctionSpec) -> None:
     """Every path the plan runs must be inside what the container receives."""
-    script = (plan.recipe.get("trainer") or {}).get("script")
+    script = plan.trainer.script
     if script:
         p = Path(script)
         if p.is_absolute() or not p.parts or p.parts[0] not in USER_DIRS:

@@ -13,7 +13,7 @@ from typing import Any
 
 from vft.backends.modal.preflight import LOGIN_HINT
 from vft.core.errors import PreflightError, UserError
-from vft.core.runs import FINISHED, Attempt
+from vft.core.runs.folders import FINISHED, Attempt, RunStatus
 
 LOG_POLL_S = 5.0
 
@@ -102,7 +102,7 @@ def call_result(call: Any, timeout: float = 0.0) -> tuple[str, int | None, str |
             return "stopped", None, "stopped on Modal"
         return "failed", 1, f"{type(exc).__name__}: {exc}".splitlines()[0]
     code = int(value or 0)
-    return ("succeeded" if code == 0 else "failed"), code, None
+    return ("succeeded" if code == 0 else RunStatus.FAILED), code, None
 
 
 def wait(call: Any) -> tuple[str, int | None, str | None]:
@@ -151,7 +151,7 @@ def read_log(
 ) -> Iterator[str]:
     """Whole lines of a log file on the volume; following, until the run has ended and its
     last commit has been read."""
-    from vft.core.runs import safe_name
+    from vft.core.runs.folders import safe_name
 
     path = f"{record['run_dir']}/logs/{safe_name(process)}.log"
     sent = 0
@@ -186,4 +186,4 @@ def stop(attempt: Attempt) -> None:
 
     with modal_errors():
         modal.App.lookup(record["app_id"]).stop()
-    attempt.update(status="stopped", ended_at=time.time())
+    attempt.update(status=RunStatus.STOPPED, ended_at=time.time())

@@ -177,9 +177,7 @@ def _size(plan: Plan, opts: Mapping[str, Any]) -> tuple[float, int]:
         cpu, memory = CPU_ONLY
     else:
         per_gpu = (
-            OFFLOAD_MEMORY_GIB_PER_GPU
-            if plan.trainer.get("offload_optimizer")
-            else MEMORY_GIB_PER_GPU
+            OFFLOAD_MEMORY_GIB_PER_GPU if plan.trainer.offload_optimizer else MEMORY_GIB_PER_GPU
         )
         cpu, memory = CPU_PER_GPU * plan.gpus_per_node, per_gpu * plan.gpus_per_node
     return float(opts.get("cpu") or cpu), int(opts.get("memory_gib") or memory)
@@ -192,7 +190,7 @@ def remote_run_dir(name: str, attempt: int) -> str:
 
 def describe_rows(plan: Plan, spec: FunctionSpec) -> list[tuple[str, str]]:
     """Rows for `vft plan --backend modal`: the image, GPUs, volume, secrets, $/h."""
-    gpu_usd = float(plan.cost.get("usd_per_hour", 0.0))
+    gpu_usd = plan.cost.usd_per_hour
     reserve = spec.reservation_usd_per_hour()
     rows = [("image", "; ".join(spec.image.steps()))]
     rows.append(("gpu", f'gpu="{spec.gpu}"' if spec.gpu else "none (CPU container)"))

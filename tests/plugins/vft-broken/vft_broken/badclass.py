@@ -1,7 +1,6 @@
 """Registers a class that is not a Backend, and a Backend whose name is not usable."""
 
-from vft.core.backend import Backend
-from vft.core.hookspecs import hookimpl
+from vft.plugin import Backend, hookimpl
 
 
 class NotABackend:

@@ -1,6 +1,6 @@
 """A hook whose name is not a vft hook (singular `backend`): it would silently do nothing."""
 
-from vft.core.hookspecs import hookimpl
+from vft.plugin import hookimpl
 
 
 @hookimpl

@@ -1,6 +1,6 @@
 """A hook that raises while registering (a lazy import inside it failed, say)."""
 
-from vft.core.hookspecs import hookimpl
+from vft.plugin import hookimpl
 
 
 @hookimpl

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vft.core.backend import Backend, Capabilities
-from vft.core.hookspecs import hookimpl
+from vft.plugin import Backend, Capabilities, hookimpl
 
 
 class OtherExampleBackend(Backend):

@@ -1,6 +1,6 @@
 """ExampleBackend: what a third-party backend looks like, end to end.
 
-"The cluster" here is this machine: `launch` starts `vft agent` (the supervisor for one
+"The cluster" here is this machine: `launch` starts the node entry (the supervisor for one
 node) in a subprocess of its own session, exactly as a cloud backend would start it in a
 container or a scheduler on each node. Everything else (status, logs, stop, outputs)
 reads the attempt folder the supervisor writes.
@@ -20,22 +20,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vft.core.backend import Backend, Capabilities, agent_argv
-from vft.core.errors import PreflightError
-from vft.core.plan import Plan
-from vft.core.runs import FINISHED, Attempt
+from vft.plugin import FINISHED, Attempt, Backend, Capabilities, Plan, PreflightError, node_argv
 
 
 class ExampleOptions(BaseModel):
     """The recipe's `[backend.example]` table."""
 
     model_config = ConfigDict(extra="forbid")
-    python: str | None = Field(None, description="Interpreter for `vft agent`; default: this one.")
+    python: str | None = Field(
+        None, description="Interpreter for the node entry; default: this one."
+    )
     poll_s: float = Field(0.2, gt=0, description="How often `logs -f` looks for new lines.")
 
 
 class ExampleBackend(Backend):
-    """Runs the plan's single node on this machine, through `vft agent` in a subprocess."""
+    """Runs the plan's single node on this machine, through the node entry in a subprocess."""
 
     name = "example"
     options_model = ExampleOptions
@@ -52,12 +51,12 @@ class ExampleBackend(Backend):
     )
 
     def describe(self, plan: Plan) -> list[tuple[str, str]]:
-        return [("node 0", " ".join(agent_argv("<run dir>", 0, ["127.0.0.1"])))]
+        return [("node 0", " ".join(node_argv("<run dir>", 0, ["127.0.0.1"])))]
 
     def check(self, plan: Plan, *, force: bool = False) -> list[str]:
         if plan.nodes != 1:  # the planner already refused this; a backend may double-check
             raise PreflightError(f"the example backend runs one node, the plan has {plan.nodes}")
-        if plan.install:  # a real backend installs these on every node before `vft agent`
+        if plan.install:  # a real backend installs these on every node before the node entry
             raise PreflightError(
                 f"environment.install: the example backend does not install packages "
                 f"({', '.join(plan.install)}); pip install them first and remove the key"
@@ -66,7 +65,7 @@ class ExampleBackend(Backend):
 
     def launch(self, plan: Plan, attempt: Attempt, *, detach: bool) -> int:
         python = plan.backend_options.get("python") or sys.executable
-        argv = agent_argv(str(attempt.path), 0, ["127.0.0.1"], python=python)
+        argv = node_argv(str(attempt.path), 0, ["127.0.0.1"], python=python)
         out = open(attempt.path / "agent.out", "ab")  # noqa: SIM115 - handed to the child
         try:
             # its own session: stopping the run signals the supervisor, not our terminal
@@ -121,7 +120,7 @@ class ExampleBackend(Backend):
         if not pid or not _alive(pid):
             return
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + float(attempt.plan().run.get("stop_grace_s", 10)) + 10
+        deadline = time.monotonic() + attempt.plan().run.stop_grace_s + 10
         while time.monotonic() < deadline:
             if attempt.record().get("status") in FINISHED or not _alive(pid):
                 return

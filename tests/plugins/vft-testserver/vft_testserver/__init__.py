@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vft.core.hookspecs import hookimpl
-from vft.core.servers import InferenceServer, ServerPart
+from vft.plugin import InferenceServer, ServerPart, hookimpl
 
 __version__ = "0.1.0"
 

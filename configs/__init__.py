@@ -1,0 +1,1 @@
+"""Package data: shipped in the wheel as `vft.configs` (see pyproject.toml)."""

@@ -1,0 +1,104 @@
+"""`vft backends` with the built-ins only (VFT_DISABLE_PLUGIN_AUTOLOAD=1): real subprocesses.
+
+The installed plugin packages are listed by test_plugins_installed.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from vft import __version__
+from vft.cli.backends_cmd import capability_text
+
+HEAVY = ("torch", "vllm", "modal", "transformers", "deepspeed", "trl", "datasets", "verifiers")
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "VFT_PLUGINS"}
+    env["VFT_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_json_lists_builtins_with_package_version_and_capabilities():
+    out = run("-m", "vft", "backends", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert set(data) == {"backends", "inference_servers", "errors"}
+    backends = {b["name"]: b for b in data["backends"]}
+    assert set(backends) == {"local", "modal"}
+    local = backends["local"]
+    assert (local["package"], local["version"]) == ("vft", __version__)
+    assert local["capabilities"] == {
+        "multi_node": False,
+        "detach": True,
+        "outputs": True,
+        "cpu": True,
+        "max_gpus_per_node": None,
+        "max_nodes": None,
+        "gpu_types": "any",
+        "limits": {"multi_node": "one machine; use the modal or slurm backend for nodes > 1"},
+        "max_gpus_by_type": {},
+        "request_check": False,
+    }
+    modal = backends["modal"]
+    assert modal["capabilities"]["max_gpus_by_type"] == {"A10G": 4}
+    assert modal["capabilities"]["request_check"] is True
+    assert modal["capabilities"]["multi_node"] is True
+    assert modal["capabilities"]["max_gpus_per_node"] == 8
+    assert "H100" in modal["capabilities"]["gpu_types"]
+    assert "volume" in modal["options"]
+    assert data["inference_servers"] == [
+        {
+            "name": "vllm",
+            "package": "vft",
+            "version": __version__,
+            "needs_gpu": True,
+            "health_path": "/health",
+        }
+    ]
+    assert data["errors"] == []
+
+
+def test_table_lists_backends_and_inference_servers():
+    out = run("-m", "vft", "backends")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    header = next(line for line in lines if "name" in line and "capabilities" in line)
+    for col in ("name", "package", "version", "capabilities"):
+        assert col in header
+    local = next(line for line in lines if line.startswith("│ local "))
+    assert "│ vft " in local and f"│ {__version__} " in local
+    assert "detach, outputs, cpu, any GPU" in local
+    assert any(line.startswith("│ modal ") and "multi-node" in line for line in lines)
+    assert "inference servers (inference.engine)" in out.stdout
+    assert any(line.startswith("│ vllm ") and "yes" in line for line in lines)
+    assert out.stderr == ""  # no plugin errors
+
+
+def test_backends_imports_nothing_heavy():
+    out = run("-X", "importtime", "-m", "vft", "backends", "--json")
+    assert out.returncode == 0, out.stderr
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "vft.core.plugins" in imported  # the measurement works
+    heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY)
+    assert heavy == []
+
+
+def test_capability_text():
+    caps = {
+        "multi_node": True,
+        "detach": False,
+        "outputs": True,
+        "cpu": False,
+        "max_gpus_per_node": 8,
+        "max_nodes": 4,
+        "gpu_types": ["A100-80GB", "H100"],
+    }
+    assert capability_text(caps) == "multi-node, outputs, A100-80GB/H100, max 8/node, max 4 nodes"
+    none = {**caps, "multi_node": False, "gpu_types": [], "max_gpus_per_node": None}
+    assert capability_text(none) == "outputs, no GPU"

@@ -1,0 +1,121 @@
+"""The trainer's pure parts: GRPOConfig from a plan, checkpoints across attempts, metrics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vft.core.plan import Plan
+from vft.launch import prepare
+from vft.train.checkpoints import latest_checkpoint, resolve_resume
+from vft.train.config import grpo_kwargs, wandb_enabled
+from vft.train.metrics import progress_line
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "recipes"
+
+
+def plan_dict(recipe: str, *overrides: str) -> Plan:
+    """The plan as the trainer reads it: back from its JSON."""
+    return Plan.from_json(prepare(EXAMPLES / recipe, overrides, "local").plan.to_json())
+
+
+def test_cpu_plan_generates_in_process():
+    kw = grpo_kwargs(plan_dict("smoke.toml"), "/runs/smoke/attempt-1", {})
+    assert kw["use_vllm"] is False and kw["use_cpu"] is True and kw["bf16"] is False
+    assert kw["output_dir"] == "/runs/smoke/attempt-1/checkpoints"
+    assert kw["num_generations"] == 4 and kw["max_steps"] == 4
+    assert kw["max_completion_length"] == 8 and kw["save_steps"] == 2
+    assert kw["report_to"] == []
+
+
+def test_gpu_plan_generates_on_the_plans_server():
+    plan = plan_dict("gsm8k.toml")
+    env = {"VFT_INFERENCE_URL": "http://10.0.0.5:8123", "VFT_WEIGHT_SYNC_PORT": "52000"}
+    kw = grpo_kwargs(plan, "/r", env, bf16_supported=True)
+    assert kw["use_vllm"] is True and kw["vllm_mode"] == "server"
+    assert kw["vllm_server_base_url"] == "http://10.0.0.5:8123"
+    assert kw["vllm_group_port"] == 52000
+    assert kw["bf16"] is True and kw["use_cpu"] is False
+    assert kw["gradient_accumulation_steps"] == 8 and kw["learning_rate"] == 1e-6
+    # without the env, the plan's own port and loopback
+    kw = grpo_kwargs(plan, "/r", {})
+    assert kw["vllm_server_base_url"] == f"http://127.0.0.1:{plan.inference.port}"
+    assert kw["vllm_group_port"] == plan.inference.weight_sync_port
+
+
+def test_bf16_follows_the_recipe_when_set():
+    kw = grpo_kwargs(plan_dict("gsm8k.toml", "trainer.bf16=false"), "/r", {}, bf16_supported=True)
+    assert kw["bf16"] is False
+
+
+def test_wandb_only_with_a_project_and_a_key():
+    with_project = plan_dict("smoke.toml", "logging.wandb_project=p")
+    assert wandb_enabled(with_project, {"WANDB_API_KEY": "k"})
+    assert not wandb_enabled(with_project, {})
+    assert not wandb_enabled(plan_dict("smoke.toml"), {"WANDB_API_KEY": "k"})
+    kw = grpo_kwargs(plan_dict("gsm8k.toml"), "/r", {"WANDB_API_KEY": "k"})
+    assert kw["report_to"] == ["wandb"]
+
+
+def _checkpoint(run: Path, attempt: int, step: int, complete: bool = True) -> Path:
+    path = run / f"attempt-{attempt}" / "checkpoints" / f"checkpoint-{step}"
+    path.mkdir(parents=True)
+    if complete:
+        (path / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return path
+
+
+def test_latest_checkpoint_looks_across_attempts(tmp_path):
+    run = tmp_path / "smoke"
+    _checkpoint(run, 1, 2)
+    best = _checkpoint(run, 1, 10)
+    _checkpoint(run, 2, 4)
+    _checkpoint(run, 3, 12, complete=False)  # interrupted while saving: skipped
+    (run / "attempt-4").mkdir()
+    assert latest_checkpoint(run / "attempt-4") == best
+    newer = _checkpoint(run, 3, 10)  # same step, newer attempt wins
+    assert resolve_resume("latest", run / "attempt-4") == newer
+
+
+def test_resume_latest_without_checkpoints_starts_fresh(tmp_path):
+    (tmp_path / "r" / "attempt-1").mkdir(parents=True)
+    assert resolve_resume("latest", tmp_path / "r" / "attempt-1") is None
+    assert resolve_resume(None, tmp_path) is None
+    with pytest.raises(FileNotFoundError, match="resume_from_checkpoint"):
+        resolve_resume(str(tmp_path / "nope"), tmp_path)
+
+
+def test_progress_line():
+    row = {"step": 3, "reward": 0.41234, "reward_std": 0.12, "loss": 0.01234, "tokens_per_s": 812.4}
+    assert progress_line(row, 10, 65.0) == (
+        "step 3/10 | reward 0.412 ± 0.120 | loss 0.0123 | 812 tok/s | ETA 1m05s"
+    )
+    assert progress_line({"step": 1}, 2, None).endswith("- tok/s | ETA -")
+
+
+def test_tiny_model_builds_identically(tmp_path):
+    from vft.train import tiny
+
+    a, b = tiny.build(tmp_path / "a"), tiny.build(tmp_path / "b")
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(a)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "Hi There"}], tokenize=False, add_generation_prompt=True
+    )
+    assert tok.decode(tok(text)["input_ids"]) == "<|user|>hi there<|end|><|assistant|>"
+
+
+def test_trainer_entry_without_a_plan_exits_2(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "vft.train", "--run-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "plan.json does not exist" in done.stderr and "Traceback" not in done.stderr

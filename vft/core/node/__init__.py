@@ -1,0 +1,1 @@
+"""Everything that runs on a node: the supervisor, readiness, peers, process trees, logs."""

@@ -1,0 +1,69 @@
+"""What a node's supervisor writes about itself: `nodes/node-<rank>.json`, and on node 0
+the run-wide fields of `run.json`. Everything goes through the redactor first."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import psutil
+
+from vft.core.plan import NodeContext
+from vft.core.runs.folders import Attempt, RunStatus
+from vft.core.secrets import Redactor
+
+
+class NodeRecord:
+    """This node's record; each node writes only its own file, node 0 also owns run.json."""
+
+    def __init__(self, attempt: Attempt, ctx: NodeContext, redactor: Redactor) -> None:
+        self.attempt, self.ctx, self.redactor = attempt, ctx, redactor
+        self.data: dict[str, Any] = {}
+        self.processes: dict[str, dict[str, Any]] = {}
+
+    def start(self, started_at: float, trainer_start: str) -> None:
+        me = psutil.Process()
+        host = socket.gethostname()
+        self.data = {
+            "rank": self.ctx.rank,
+            "host": host,
+            "address": self.ctx.addresses[self.ctx.rank] if self.ctx.addresses else None,
+            "supervisor_pid": me.pid,
+            "supervisor_create_time": me.create_time(),
+            "status": "running",
+            "started_at": started_at,
+            "trainer_start": trainer_start,
+        }
+        self.write()
+        if self.ctx.rank == 0:
+            self.attempt.update(
+                status=RunStatus.RUNNING,
+                started_at=started_at,
+                supervisor_pid=me.pid,
+                supervisor_create_time=me.create_time(),
+                host=host,
+            )
+
+    def update(self, **fields: Any) -> None:
+        self.data.update(fields)
+        self.write()
+
+    def end(self, status: str, code: int, failed: dict[str, Any] | None) -> None:
+        ended = time.time()
+        self.update(status=status, ended_at=ended, exit_code=code, failed=failed)
+        if self.ctx.rank == 0:
+            self.attempt.update(
+                status=status, ended_at=ended, exit_code=code, failed=self.redactor.obj(failed)
+            )
+
+    def write(self) -> None:
+        self.data["processes"] = self.processes
+        self.attempt.write_node(self.ctx.rank, self.redactor.obj(self.data))
+
+
+def create_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None

@@ -1,0 +1,1 @@
+"""Planning: the GPU split, memory fit, cost and the pure planner `plan(recipe, target)`."""

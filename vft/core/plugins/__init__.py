@@ -1,0 +1,1 @@
+"""The plugin machinery: hook specs, the registry, and the Backend base class."""

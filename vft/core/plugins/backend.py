@@ -1,0 +1,93 @@
+"""The `Backend` base class: runs a Plan somewhere (capabilities: vft/core/planning/capabilities.py).
+
+A backend receives a Plan (vft/core/plan.py), never a Recipe, and runs each node's share of
+it through the one node entry, `python -m vft.core.node RUN_DIR --node-rank N --addresses
+a,b` (`vft.plugin.node_argv` builds it; `start_node` is the same as a function).
+docs/plugins.md walks through writing one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from vft.core.planning.capabilities import Capabilities
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from vft.core.plan import Plan, Ports
+    from vft.core.runs.folders import Attempt
+
+
+class Backend:
+    """Runs a Plan somewhere. Subclass it, set `name` and `capabilities`, register it.
+
+    Modules defining a backend must stay light: heavy libraries (modal, torch) are
+    imported inside the methods that need them, so `vft plan` stays fast.
+    """
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    #: pydantic model for the recipe's `[backend.<name>]` table, or None if it takes none
+    options_model: ClassVar[type[BaseModel] | None] = None
+
+    def describe(self, plan: Plan) -> list[tuple[str, str]]:
+        """Extra (label, text) rows for `vft plan`: image steps, batch script, ..."""
+        return []
+
+    def choose_ports(self, requested: Ports) -> Ports:
+        """The ports the run will bind: `requested`, with those already taken where it will
+        run moved to free ones. Called once, before planning. Backends whose nodes are
+        fresh machines keep `requested`.
+        """
+        return requested
+
+    def check(self, plan: Plan, *, force: bool = False) -> list[str]:
+        """Preflight before anything is started or paid for; raise PreflightError to refuse.
+
+        Returns notes to show the user (ports moved, GPUs found, ...).
+        """
+        return []
+
+    def launch(self, plan: Plan, attempt: Attempt, *, detach: bool) -> int:
+        """Run the plan; return its exit code, or 0 at once when `detach` is true.
+
+        `attempt.path` already holds plan.json and the rendered files; record progress
+        with `attempt.update(status=..., exit_code=...)` so `vft status` can read it.
+        """
+        raise NotImplementedError
+
+    def status(self, attempt: Attempt) -> dict[str, Any]:
+        """The run's state: at least {"status": ..., "exit_code": ...}."""
+        return attempt.record()
+
+    # logs and outputs: by default the attempt folder is on this machine or a filesystem it
+    # mounts (local, a cluster's shared disk); a backend whose folder is remote overrides them
+
+    def logs(self, attempt: Attempt, *, follow: bool, process: str | None) -> Iterator[str]:
+        """Lines of the run's logs (one process's when `process` is set); wait for more if `follow`."""
+        from vft.core.runs.folders import FINISHED
+        from vft.core.runs.logs import read_logs
+
+        def running() -> bool:
+            return self.status(attempt).get("status") not in FINISHED
+
+        return read_logs(attempt, process=process, follow=follow, running=running)
+
+    def stop(self, attempt: Attempt) -> None:
+        """Stop every process of the run (the supervisor turns SIGTERM into a clean stop)."""
+        raise NotImplementedError
+
+    def list_outputs(self, attempt: Attempt) -> list[tuple[str, int]]:
+        """(relative path, size in bytes) of every file the run wrote."""
+        from vft.core.runs.outputs import list_files
+
+        return list_files(attempt)
+
+    def get_outputs(self, attempt: Attempt, dest: Path, *, prefix: str = "") -> list[Path]:
+        """Download the run's files (those under `prefix`) into `dest`; return what was written."""
+        from vft.core.runs.outputs import copy_files
+
+        return copy_files(attempt, dest, prefix=prefix)

@@ -1,0 +1,33 @@
+"""The recipe reference table in README.md, generated from the Recipe model so it cannot drift."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from vft.core.recipe.schema import Recipe
+
+
+def reference_rows(model: type[BaseModel] = Recipe, prefix: str = "") -> list[str]:
+    rows: list[str] = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows += reference_rows(ann, key + ".")
+            continue
+        default = (
+            "required"
+            if field.is_required()
+            else f"`{field.get_default(call_default_factory=True)!r}`"
+        )
+        desc = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{key}` | {default} | {desc} |")
+    return rows
+
+
+def reference_table() -> str:
+    return "\n".join(["| key | default | meaning |", "| --- | --- | --- |", *reference_rows()])
+
+
+if __name__ == "__main__":
+    print(reference_table())

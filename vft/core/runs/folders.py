@@ -1,0 +1,238 @@
+"""Run folders: `<output_dir>/<name>/attempt-N/` with plan.json, configs, logs and run.json.
+
+A relaunch makes a new attempt, never overwriting an earlier one's logs. Every record is
+written atomically (temp file + rename) so a reader never sees half a record:
+
+- `run.json`: the run as a whole (status, backend, times, exit code, supervisor pid). One
+  writer per machine at a time (an flock guards read-modify-write between a launcher and
+  the supervisor it started); on several nodes only node 0 writes it.
+- `nodes/node-<rank>.json`: one node's state (its processes, pids, exit codes), written
+  only by that node's supervisor, so nodes sharing a filesystem never race on one file.
+- `logs/<process>.log`: each process's output; `logs/vft.log`: the supervisor's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from vft.core.errors import UserError
+from vft.core.plan import Plan
+
+ATTEMPT = re.compile(r"^attempt-(\d+)$")
+NODE_FILE = re.compile(r"^node-(\d+)\.json$")
+
+
+class RunStatus(StrEnum):
+    """A run's state in run.json; backends may add their own (a scheduler's "queued")."""
+
+    CREATED = "created"
+    LAUNCHING = "launching"
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    LOST = "lost"  # the supervisor died without writing its end (kill -9, reboot)
+    DRY_RUN = "dry-run"
+
+
+#: statuses after which nothing of the run is left running
+FINISHED = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.STOPPED, RunStatus.LOST, RunStatus.DRY_RUN}
+)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One launch of a run: its folder and its record."""
+
+    path: Path
+
+    @property
+    def number(self) -> int:
+        m = ATTEMPT.match(self.path.name)
+        return int(m.group(1)) if m else 0
+
+    @property
+    def run_name(self) -> str:
+        return self.path.parent.name
+
+    @property
+    def record_path(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.path / "logs"
+
+    def plan(self) -> Plan:
+        return Plan.from_json((self.path / "plan.json").read_text())
+
+    @property
+    def nodes_dir(self) -> Path:
+        return self.path / "nodes"
+
+    def log_path(self, process: str) -> Path:
+        return self.logs_dir / f"{safe_name(process)}.log"
+
+    def record(self) -> dict[str, Any]:
+        return _read_json(self.record_path)
+
+    def update(self, **fields: Any) -> dict[str, Any]:
+        """Merge fields into run.json atomically and return the new record."""
+        with self._locked():
+            record = {**self.record(), **fields}
+            write_json_atomic(self.record_path, record)
+        return record
+
+    def node_path(self, rank: int) -> Path:
+        return self.nodes_dir / f"node-{rank}.json"
+
+    def node(self, rank: int) -> dict[str, Any]:
+        return _read_json(self.node_path(rank))
+
+    def write_node(self, rank: int, record: dict[str, Any]) -> None:
+        write_json_atomic(self.node_path(rank), record)
+
+    def nodes(self) -> dict[int, dict[str, Any]]:
+        """Every node's record, by rank."""
+        if not self.nodes_dir.is_dir():
+            return {}
+        found = {}
+        for p in self.nodes_dir.iterdir():
+            m = NODE_FILE.match(p.name)
+            if m:
+                found[int(m.group(1))] = _read_json(p)
+        return dict(sorted(found.items()))
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / ".run.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            with contextlib.suppress(OSError):  # a filesystem without locks: best effort
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def write_plan(self, plan: Plan) -> None:
+        """plan.json and every rendered file, so the attempt folder is self-contained."""
+        write_text_atomic(self.path / "plan.json", plan.to_json() + "\n")
+        for name, text in plan.files.items():
+            write_text_atomic(self.path / name, text)
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """All attempts of one experiment name."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def attempts(self) -> list[Attempt]:
+        found = [Attempt(p) for p in self.path.glob("attempt-*") if ATTEMPT.match(p.name)]
+        return sorted(found, key=lambda a: a.number)
+
+    def latest(self) -> Attempt | None:
+        attempts = self.attempts()
+        return attempts[-1] if attempts else None
+
+    def new_attempt(self, plan: Plan, backend: str) -> Attempt:
+        """Create attempt-(N+1) atomically (mkdir fails if a concurrent launch took N+1)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        latest = self.latest()
+        n = (latest.number if latest else 0) + 1
+        while True:
+            try:
+                (self.path / f"attempt-{n}").mkdir()
+                break
+            except FileExistsError:
+                n += 1
+        attempt = Attempt(self.path / f"attempt-{n}")
+        attempt.write_plan(plan)
+        attempt.update(
+            name=plan.name,
+            attempt=n,
+            backend=backend,
+            status=RunStatus.CREATED,
+            created_at=time.time(),
+        )
+        return attempt
+
+
+def safe_name(name: str) -> str:
+    """A process name as a file name (plans from plugins may use any characters)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "process"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def run_folder(output_dir: str | Path, name: str) -> RunFolder:
+    return RunFolder(Path(output_dir) / name)
+
+
+def find_attempt(ref: str, output_dir: str | Path = "outputs") -> Attempt:
+    """A run by name (latest attempt), `name/attempt-N`, or a path to either."""
+    path = Path(ref)
+    if not path.exists():
+        path = Path(output_dir) / ref
+    if ATTEMPT.match(path.name) and path.is_dir():
+        return Attempt(path)
+    latest = RunFolder(path).latest() if path.is_dir() else None
+    if latest is None:
+        known = ", ".join(r.name for r in list_runs(output_dir)) or "none"
+        raise UserError(f"run {ref!r} not found under {output_dir}/ (runs: {known})")
+    return latest
+
+
+def list_runs(output_dir: str | Path = "outputs") -> list[RunFolder]:
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    return sorted(
+        (RunFolder(p) for p in root.iterdir() if p.is_dir() and any(p.glob("attempt-*"))),
+        key=lambda r: r.name,
+    )

@@ -1,0 +1,190 @@
+"""What `vft plan` and `vft run` do, out of the CLI: recipe file -> Plan -> a backend.
+
+`prepare` is the I/O around the pure planner (recipe file, plugins, templates, paths, the
+ports the backend finds free): it plans exactly once. `launch` writes the attempt folder
+and hands the plan to the backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vft.core.errors import PlanError, RecipeError
+from vft.core.plan import Plan
+from vft.core.planning.planner import Target, plan, requested_ports
+from vft.core.recipe import Recipe, load_recipe
+from vft.core.resources import accelerate_templates
+
+if TYPE_CHECKING:
+    from vft.core.plugins.backend import Backend
+    from vft.core.runs import Attempt
+
+
+@dataclass(frozen=True)
+class Prepared:
+    recipe: Recipe
+    plan: Plan
+    backend: Backend  # the instance that will run the plan
+    notes: tuple[str, ...] = ()  # said to the user before launch (ports moved, ...)
+
+
+def prepare(
+    recipe_path: str | Path,
+    overrides: tuple[str, ...] = (),
+    backend_name: str = "local",
+    *,
+    check_paths: bool = True,
+    choose_ports: bool = False,
+    ports: Mapping[str, int] | None = None,
+) -> Prepared:
+    """Load, check and plan a recipe for one backend; every failure is a one-line UserError.
+
+    With `choose_ports` (a run, not a look), the backend moves ports already taken where
+    the run will bind them, before the one planning; `ports` pins some ports outright.
+    """
+    from vft.core.plugins.registry import registry
+
+    recipe = load_recipe(recipe_path, overrides)
+    reg = registry()
+    backend = reg.backend(backend_name)
+    server = reg.server(recipe.inference.engine)
+    options = _backend_options(recipe, reg, backend_name)
+    if check_paths:
+        check_recipe_paths(recipe)
+    requested = replace(requested_ports(recipe), **(ports or {}))
+    chosen = backend.choose_ports(requested) if choose_ports else requested
+    target = Target(
+        backend=backend_name,
+        capabilities=backend.capabilities,
+        server=server,
+        templates=accelerate_templates(),
+        accelerate_config=_user_accelerate_config(recipe),
+        backend_options=options,
+        ports=chosen,
+    )
+    result = plan(recipe, target)
+    wanted = requested.as_dict()
+    notes = tuple(
+        f"port {wanted[key]} ({key}) is taken; using {port}"
+        for key, port in result.bound_ports(0).items()
+        if port != wanted[key]
+    )
+    unknown = sorted(set(recipe.backend) - set(reg.backends))
+    if unknown:
+        note = (
+            f"[backend.{', backend.'.join(unknown)}] ignored: no such backend is installed "
+            f"(installed: {', '.join(sorted(reg.backends))})"
+        )
+        result = replace(result, warnings=(*result.warnings, note))
+    return Prepared(recipe, result, backend, notes)
+
+
+def _backend_options(recipe: Recipe, reg: Any, chosen: str) -> dict[str, Any]:
+    """Validate every `[backend.X]` table whose backend is installed; return the chosen one's."""
+    from pydantic import ValidationError
+
+    chosen_options: dict[str, Any] = {}
+    for name, table in recipe.backend.items():
+        if name not in reg.backends:
+            continue  # options for a backend not installed here: warned about, not checked
+        model = reg.backends[name].cls.options_model
+        if model is None:
+            if table:
+                raise RecipeError(f"backend.{name}", f"backend {name!r} takes no options")
+            continue
+        try:
+            validated = model.model_validate(table).model_dump(mode="json")
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            key = ".".join(["backend", name, *map(str, err["loc"])])
+            if err["type"] == "extra_forbidden":
+                allowed = ", ".join(model.model_fields)
+                raise RecipeError(key, "unknown key", hint=f"allowed: {allowed}") from None
+            raise RecipeError(key, err["msg"]) from None
+        if name == chosen:
+            chosen_options = validated
+    if chosen not in recipe.backend and chosen in reg.backends:
+        model = reg.backends[chosen].cls.options_model
+        if model is not None:
+            chosen_options = model().model_dump(mode="json")
+    return chosen_options
+
+
+def _user_accelerate_config(recipe: Recipe) -> str | None:
+    ds = recipe.trainer.deepspeed
+    if ds in ("zero2", "zero3"):
+        return None
+    path = Path(ds)
+    if path.suffix not in (".yaml", ".yml", ".json"):
+        raise RecipeError(
+            "trainer.deepspeed",
+            f"{ds!r} is not allowed: use zero2, zero3, or a path to an accelerate config (.yaml)",
+        )
+    if not path.is_file():
+        raise RecipeError("trainer.deepspeed", f"accelerate config {ds!r} does not exist")
+    return path.read_text()
+
+
+def check_recipe_paths(recipe: Recipe) -> None:
+    """Paths the recipe names must exist now, not after the GPUs are paid for."""
+    script = recipe.trainer.script
+    if script and not Path(script).is_file():
+        raise PlanError(
+            f"trainer.script: {script!r} does not exist (paths are relative to {Path.cwd().name}/)"
+        )
+    for item in recipe.environment.install:
+        p = Path(item)
+        if not (p / "pyproject.toml").is_file() and not (p / "setup.py").is_file():
+            raise PlanError(
+                f"environment.install: {item!r} is not a Python package folder "
+                "(it needs a pyproject.toml); paths are relative to the current directory"
+            )
+    from vft.core.planning.environments import check_environment
+
+    check_environment(recipe)
+
+
+@dataclass(frozen=True)
+class Launched:
+    plan: Plan
+    attempt: Attempt
+    exit_code: int  # 0 at once when detached or a dry run
+
+
+def launch(
+    recipe_path: str | Path,
+    overrides: tuple[str, ...] = (),
+    backend_name: str = "local",
+    *,
+    detach: bool = False,
+    dry_run: bool = False,
+    force: bool = False,
+    note: Callable[[str], None] = print,
+    show: Callable[[Plan, Backend], None] | None = None,
+) -> Launched:
+    """`vft run`: plan once, preflight, a new attempt folder, then the backend runs it.
+
+    `note` receives the lines for the user; `show` prints the plan of a dry run.
+    """
+    from vft.core.runs import RunStatus, run_folder
+
+    prepared = prepare(recipe_path, overrides, backend_name, choose_ports=True)
+    impl, the_plan = prepared.backend, prepared.plan
+    if detach:
+        impl.capabilities.require(backend_name, "detach", "--detach")
+    for line in prepared.notes:
+        note(line)
+    for line in impl.check(the_plan, force=force):
+        note(line)
+    attempt = run_folder(the_plan.run.output_dir, the_plan.name).new_attempt(the_plan, backend_name)
+    note(f"run {the_plan.name} attempt-{attempt.number}: {attempt.path}")
+    if dry_run:
+        if show is not None:
+            show(the_plan, impl)
+        attempt.update(status=RunStatus.DRY_RUN)
+        note("dry run: nothing started")
+        return Launched(the_plan, attempt, 0)
+    return Launched(the_plan, attempt, impl.launch(the_plan, attempt, detach=detach))
