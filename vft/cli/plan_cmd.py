@@ -46,14 +46,18 @@ def show_plan(plan: Plan, extra_rows: list[tuple[str, str]]) -> None:
     inf = plan.inference
     if inf.colocated:
         generation = ", generation: vLLM colocated in the trainer"
+    elif inf.engine and inf.device == "cpu":
+        generation = f", inference: a {inf.engine} server on the CPU"
     elif inf.engine:
         generation = f", inference dp={inf.data_parallel} tp={inf.tensor_parallel}"
     else:
         generation = ", generation in the trainer process"
+    sync = f", weight sync: {inf.weight_sync} after every step" if inf.weight_sync else ""
     console.print(
         f"[bold]{plan.name}[/] on [bold]{plan.backend}[/]: {where} x {plan.nodes} node(s)"
         + generation
         + f", trainer {plan.trainer.num_processes} process(es), ZeRO-{plan.trainer.zero_stage}"
+        + sync
     )
     table = Table(show_lines=False, expand=False)
     for col in ("process", "node", "devices", "memory/GPU", "command"):
@@ -95,6 +99,8 @@ def show_plan(plan: Plan, extra_rows: list[tuple[str, str]]) -> None:
             click.echo(text)
         else:
             console.print(f"[bold]{escape(label)}:[/] {escape(text)}", soft_wrap=True)
+    for step in plan.setup:
+        console.print(f"[bold]setup (node {step.node}):[/] {escape(shlex.join(step.argv))}")
     for w in plan.warnings:
         console.print(f"[yellow]warning:[/] {escape(w)}")
 

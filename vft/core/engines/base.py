@@ -28,6 +28,9 @@ class ServerPart:
     rpc_port: int
     headless: bool  # a non-head node of a multi-node server: engines only, no API
     options: Inference
+    device: str = "cuda"  # "cpu": the server runs on the CPU
+    weight_sync: str | None = None  # "nccl" | "files": how the trainer pushes new weights
+    served_model_name: str | None = None  # the name clients ask for, when `model` is a path
 
     @property
     def multi_node(self) -> bool:
@@ -43,6 +46,12 @@ class InferenceServer:
     default_env: ClassVar[dict[str, str]] = {}
     #: whether the engine needs GPUs (the planner refuses GPU-less plans for it otherwise)
     needs_gpu: ClassVar[bool] = True
+    #: whether it can also serve on a CPU (a CPU plan with inference.colocate = false)
+    cpu: ClassVar[bool] = False
+    #: environment of its processes on a CPU plan, on top of `default_env`
+    cpu_env: ClassVar[dict[str, str]] = {}
+    #: weight-sync transports it supports
+    weight_syncs: ClassVar[frozenset[str]] = frozenset({"nccl"})
 
     def command(self, part: ServerPart) -> list[str]:
         """The argv (never a shell string) that serves `part` on this node.

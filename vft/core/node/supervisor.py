@@ -51,7 +51,8 @@ from vft.core.node.procs import (
 )
 from vft.core.node.ready import ReadyWatch, ready_urls
 from vft.core.node.records import NodeRecord, create_time
-from vft.core.plan import NodeContext, Plan, Process, Role, TrainerStart
+from vft.core.node.verdict import verdict
+from vft.core.plan import NodeContext, Plan, Process, Role, SetupStep, TrainerStart
 from vft.core.runs.folders import Attempt, RunStatus
 from vft.core.secrets import Redactor
 
@@ -162,6 +163,9 @@ class Supervisor:
         if len(set(names)) != len(names):
             raise Failure(None, f"the plan names two processes alike: {names}", 2)
         programs = self._resolve_programs()  # all before any start: nothing half-started
+        for step in self.plan.setup:
+            if step.node == self.ctx.rank and (code := self._run_setup(step.resolved(self.ctx))):
+                return code
         urls = ready_urls(self.plan, self.procs, self.ctx, self.trainer_start)
         trainers = [p for p in self.procs if p.role == Role.TRAINER]
         gate = bool(urls) and self.trainer_start == TrainerStart.AFTER_READY
@@ -275,6 +279,37 @@ class Supervisor:
             programs[p.name] = found
         return programs
 
+    def _run_setup(self, step: SetupStep) -> int:
+        """Run one setup step to its end, logged like a process; 0, or the code to stop with
+        (a failed step is a Failure naming it; a signal stops it and the node)."""
+        name = f"setup-{step.name}"
+        env = {**os.environ, **step.env, SUPERVISOR_ID_VAR: self.marker_value}
+        program = resolve_program(step.argv[0], env)
+        if program is None:
+            raise Failure(name, f"command {step.argv[0]!r} not found", EXIT_NOT_FOUND)
+        read_fd, write_fd = make_pipe()
+        try:
+            popen = spawn([program, *step.argv[1:]], env, write_fd)
+        finally:
+            os.close(write_fd)
+        thread = relay(name, read_fd, self.attempt.log_path(name), self.redactor, self.console)
+        self.trees.add(popen.pid)
+        self.say(f"setup {step.name}: {shlex.join(step.argv)}")
+        started = time.monotonic()
+        while popen.poll() is None:
+            if self.signals:
+                terminate([popen.pid], self.trees, grace=self.grace)
+                popen.wait()
+                thread.join(timeout=5)
+                return 128 + self.signals[0]
+            time.sleep(TICK_S)
+        thread.join(timeout=5)
+        code = exit_code(popen.returncode)
+        if code:  # reported with the last lines of its log, like any process
+            raise Failure(name, f"exited with code {code}", code)
+        self.say(f"setup {step.name} done in {time.monotonic() - started:.1f} s")
+        return 0
+
     def _start(self, p: Process, program: str) -> None:
         env = {**os.environ, **p.env, SUPERVISOR_ID_VAR: self.marker_value}
         argv = [program, *p.argv[1:]]
@@ -344,14 +379,20 @@ class Supervisor:
             child.relay.join(max(0.0, deadline - time.monotonic()))
 
     def _report(self, failure: Failure) -> None:
-        if failure.name is None or failure.name not in self.children:
+        path = self.attempt.log_path(failure.name) if failure.name else None
+        if path is None or not path.exists():
             self.say(
                 f"{failure.name or 'node'} failed: {failure.reason} (exit code {failure.code})"
             )
             return
-        path = self.attempt.log_path(failure.name)
         lines = tail_lines(path, TAIL_LINES)
         rel = path.relative_to(self.attempt.path)
+        # the program's own one-line verdict (`vft.train: error: ...`) before the launcher's
+        # traceback noise that follows it (torchrun's ChildFailedError block)
+        own = verdict(path)
+        if own is not None:
+            failure.reason = f"{own} ({failure.reason})"
+            self.say(f"{failure.name} failed: {own}")
         self.say(
             f"{failure.name} failed: {failure.reason}; "
             + (f"last {len(lines)} lines of {rel}:" if lines else f"{rel} is empty")

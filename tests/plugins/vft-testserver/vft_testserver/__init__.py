@@ -23,6 +23,8 @@ class TestServer(InferenceServer):
     needs_gpu = False
     health_path = "/health"
     default_env = {"PYTHONUNBUFFERED": "1"}
+    # it holds no weights; the transports are declared so that plans with it are valid
+    weight_syncs = frozenset({"nccl", "files"})
 
     def command(self, part: ServerPart) -> list[str]:
         argv = ["python", "-m", "vft_testserver", "--host", "0.0.0.0", "--port", str(part.port)]
