@@ -1,6 +1,7 @@
 """The README's main command, end to end: `vft run examples/recipes/smoke.toml`.
 
 A real GRPO run on the CPU (accelerate + DeepSpeed ZeRO-3, in-process generation),
+cut to 4 steps (the recipe's full run, and its learning, is test_smoke_learns.py),
 then a second `vft run` that resumes from the first one's last checkpoint.
 """
 
@@ -39,7 +40,7 @@ def metrics(attempt: Path) -> list[dict]:
 
 def test_smoke_recipe_trains_checkpoints_and_resumes(tmp_path):
     pytest.importorskip("trl")
-    first = vft_run(tmp_path)
+    first = vft_run(tmp_path, "trainer.max_steps=4", "trainer.save_steps=2")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     attempt = tmp_path / "smoke" / "attempt-1"
     ckpt = attempt / "checkpoints" / "checkpoint-4"
@@ -57,7 +58,12 @@ def test_smoke_recipe_trains_checkpoints_and_resumes(tmp_path):
     assert all(isinstance(r["reward"], float) and "loss" in r for r in rows)
     assert "step 4/4 | reward" in first.stdout + first.stderr
 
-    second = vft_run(tmp_path, "trainer.resume_from_checkpoint=latest", "trainer.max_steps=6")
+    second = vft_run(
+        tmp_path,
+        "trainer.resume_from_checkpoint=latest",
+        "trainer.max_steps=6",
+        "trainer.save_steps=2",
+    )
     log = second.stdout + second.stderr
     assert second.returncode == 0, log[-3000:]
     resumed = tmp_path / "smoke" / "attempt-2"

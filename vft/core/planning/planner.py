@@ -29,7 +29,11 @@ from vft.core.planning.capabilities import Capabilities
 from vft.core.planning.estimate import cost, infer_params_b
 from vft.core.planning.fit import FitInputs, choose_layout, memory_summary, vllm_utilization
 from vft.core.planning.layout import Layout
-from vft.core.planning.process_env import CPU_TRAINER_ENV, TRAINER_ENV
+from vft.core.planning.process_env import (
+    CPU_THREADS_PER_PROCESS,
+    CPU_TRAINER_ENV,
+    TRAINER_ENV,
+)
 from vft.core.recipe.schema import Recipe
 
 DEFAULT_PORTS = {
@@ -306,6 +310,8 @@ def _processes(
     for rank, (node, devices) in enumerate(nodes):
         argv = ["accelerate", "launch", "--config_file", f"{RUN_DIR}/accelerate.yaml"]
         argv += ["--num_processes", str(trainers)]
+        if layout is None:  # a CPU plan: see CPU_THREADS_PER_PROCESS
+            argv += ["--num_cpu_threads_per_process", str(CPU_THREADS_PER_PROCESS)]
         if len(nodes) > 1:
             argv += [
                 "--num_machines",

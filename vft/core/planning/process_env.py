@@ -9,6 +9,10 @@ TRAINER_ENV: dict[str, str] = {
     "NCCL_CUMEM_ENABLE": "0",
 }
 
+# a CPU plan's trainer threads per process: accelerate's default (all cores) was 3x slower
+# for the smoke model on 2 cores, and a CPU vLLM server may share the machine
+CPU_THREADS_PER_PROCESS = 1
+
 # added for a CPU-only plan (no CUDA device is visible to the trainer)
 CPU_TRAINER_ENV: dict[str, str] = {
     "CUDA_VISIBLE_DEVICES": "",
