@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "List installed backends and what they can do.",
     ),
     "envs": ("vft.cli.envs_cmd:envs_command", "List installed Verifiers environments."),
+    "doctor": ("vft.cli.doctor_cmd:doctor_command", "Check the CPU training and inference stacks."),
     "init": ("vft.cli.plan_cmd:init_command", "Write a commented starter recipe."),
     "schema": ("vft.cli.plan_cmd:schema_command", "Print the recipe's JSON Schema."),
 }

