@@ -7,13 +7,24 @@ and hands the plan to the backend.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vft import __version__
 from vft.core.errors import PlanError, RecipeError
 from vft.core.plan import Plan
+from vft.core.planning.environments import (
+    EnvironmentFacts,
+    check_environment,
+    describe_environment,
+    environment_source,
+)
 from vft.core.planning.planner import Target, plan, requested_ports
 from vft.core.recipe import Recipe, load_recipe
 from vft.core.resources import accelerate_templates
@@ -52,8 +63,11 @@ def prepare(
     backend = reg.backend(backend_name)
     server = reg.server(recipe.inference.engine)
     options = _backend_options(recipe, reg, backend_name)
+    remote = backend_name != "local"  # the run's machines install the environment themselves
+    facts, env_note = None, None
     if check_paths:
-        check_recipe_paths(recipe)
+        check_recipe_paths(recipe, remote=remote)
+        facts, env_note = environment_facts(recipe)
     requested = replace(requested_ports(recipe), **(ports or {}))
     chosen = backend.choose_ports(requested) if choose_ports else requested
     target = Target(
@@ -64,6 +78,9 @@ def prepare(
         accelerate_config=_user_accelerate_config(recipe),
         backend_options=options,
         ports=chosen,
+        environment=facts,
+        environment_source=environment_source(recipe, remote=remote),
+        environment_note=env_note,
     )
     result = plan(recipe, target)
     wanted = requested.as_dict()
@@ -128,7 +145,71 @@ def _user_accelerate_config(recipe: Recipe) -> str | None:
     return path.read_text()
 
 
-def check_recipe_paths(recipe: Recipe) -> None:
+def environment_facts(recipe: Recipe) -> tuple[EnvironmentFacts | None, str | None]:
+    """What the recipe's environment needs (turns, tools, rewards, eval split), from
+    `python -m vft.train.envs.describe` in a subprocess, so that `vft plan` never imports
+    verifiers itself; cached per environment content, arguments and verifiers version
+    (describing one takes seconds, a cached answer microseconds). None: not loadable here
+    (installed only where the run goes), with a note when it needs the network to load
+    (a hub dataset on an offline machine): the run's machine loads it, unchecked here."""
+    env = recipe.environment
+    key = _facts_key(env.id, dict(env.args), tuple(env.install))
+    cached = _facts_cache() / f"{key}.json" if key else None
+    if cached is not None and cached.is_file():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            data = json.loads(cached.read_text())
+            if "note" in data:
+                return None, data["note"]
+            return EnvironmentFacts.from_dict(data), None
+    facts, note = None, None
+    try:
+        facts = describe_environment(env.id, env.args, install=env.install)
+    except PlanError as exc:
+        if not any(sign in exc.message for sign in OFFLINE_SIGNS):
+            raise
+        why = exc.message.split(": ", 1)[-1].split(" (at ", 1)[0]
+        note = (
+            f"environment {env.id!r} could not be loaded here ({why}); "
+            "what it needs (turns, tools, rewards) is checked when the run loads it"
+        )
+    if cached is not None and (facts is not None or note is not None):
+        with contextlib.suppress(OSError):
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"note": note} if note else facts.to_dict()))  # type: ignore[union-attr]
+            os.replace(tmp, cached)
+    return facts, note
+
+
+#: what a load failure says when it needed the network (a hub dataset, offline)
+OFFLINE_SIGNS = ("Couldn't reach", "LocalEntryNotFoundError", "ConnectionError", "offline mode")
+
+
+def _facts_cache() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "vft" / "environments"
+
+
+def _facts_key(env_id: str, args: dict[str, Any], install: tuple[str, ...]) -> str | None:
+    """A digest of everything the facts depend on, or None when the environment's files
+    cannot be found (then it is described every time)."""
+    from importlib import metadata
+
+    from vft.core.planning.environments import environment_files
+
+    files = environment_files(env_id, install)
+    if not files:
+        return None
+    stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    try:
+        verifiers = metadata.version("verifiers")
+    except metadata.PackageNotFoundError:
+        verifiers = None
+    blob = json.dumps([env_id, args, install, stamp, verifiers, __version__], default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def check_recipe_paths(recipe: Recipe, *, remote: bool = False) -> None:
     """Paths the recipe names must exist now, not after the GPUs are paid for."""
     script = recipe.trainer.script
     if script and not Path(script).is_file():
@@ -142,9 +223,7 @@ def check_recipe_paths(recipe: Recipe) -> None:
                 f"environment.install: {item!r} is not a Python package folder "
                 "(it needs a pyproject.toml); paths are relative to the current directory"
             )
-    from vft.core.planning.environments import check_environment
-
-    check_environment(recipe)
+    check_environment(recipe, remote=remote)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ vft runs this file exactly like its built-in trainer, under `accelerate launch` 
 plan's DeepSpeed config, and tells it where everything is through environment variables:
 
     VFT_RUN_DIR            the attempt folder: write checkpoints and outputs under it
-    VFT_PLAN               VFT_RUN_DIR/plan.json (the whole plan; the recipe is plan["recipe"])
+    VFT_PLAN               VFT_RUN_DIR/plan.json (the whole plan: vft.core.plan.Plan.from_json)
     VFT_MODEL              model.name of the recipe
     VFT_ENV_ID             environment.id of the recipe
     VFT_INFERENCE_URL      the vLLM server (GPU plans only), e.g. http://127.0.0.1:8000
@@ -20,15 +20,16 @@ See examples/recipes/custom-script.toml and docs/training.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
-from vft.train import environment
-from vft.train.main import dataset_rows, make_reward, model_path
+from vft.core.plan import Plan
+from vft.train import envs
+from vft.train.envs.trl_glue import TrlGlue
+from vft.train.main import model_path
 
 
 def main() -> None:
@@ -38,15 +39,14 @@ def main() -> None:
     args = parser.parse_args()
 
     run_dir = Path(os.environ["VFT_RUN_DIR"])
-    plan = json.loads(Path(os.environ["VFT_PLAN"]).read_text())
-    trainer_cfg = plan["recipe"]["trainer"]
-    env_args = dict(plan["recipe"]["environment"]["args"])
+    plan = Plan.from_json(Path(os.environ["VFT_PLAN"]).read_text())
+    t = plan.trainer.training
+    env_args = dict(plan.trainer.environment.args)
     if args.num_examples:
         env_args["num_examples"] = args.num_examples
 
-    # the environment: tasks become prompts, its own reward functions score completions
-    gsm8k = environment.load(os.environ["VFT_ENV_ID"], env_args)
-    dataset = Dataset.from_list(dataset_rows(gsm8k))
+    # the environment: its rows become prompts, its own reward functions score completions
+    gsm8k = TrlGlue(envs.load(os.environ["VFT_ENV_ID"], env_args), rollout=False)
 
     server = os.environ.get("VFT_INFERENCE_URL")  # a vLLM server serves the generations
     colocate = os.environ.get("VFT_VLLM_MODE") == "colocate"  # one GPU: vLLM in this process
@@ -66,29 +66,31 @@ def main() -> None:
     )
     config = GRPOConfig(
         output_dir=str(run_dir / "checkpoints"),
-        learning_rate=trainer_cfg["learning_rate"],
-        per_device_train_batch_size=trainer_cfg["per_device_train_batch_size"],
-        gradient_accumulation_steps=trainer_cfg["gradient_accumulation_steps"],
-        num_generations=trainer_cfg["num_generations"],
-        max_completion_length=trainer_cfg["max_tokens"],
-        max_steps=args.max_steps or trainer_cfg["max_steps"],
-        save_steps=trainer_cfg["save_steps"],
+        learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        num_generations=t.num_generations,
+        max_completion_length=t.max_tokens,
+        max_steps=args.max_steps or t.max_steps,
+        save_steps=t.save_steps,
         logging_steps=1,
-        use_cpu=plan["gpu_type"] is None,
-        bf16=plan["gpu_type"] is not None,
+        use_cpu=plan.is_cpu,
+        bf16=not plan.is_cpu,
         use_vllm=server is not None or colocate,  # neither on a CPU plan: in-process
         **(vllm if server is not None or colocate else {}),
-        remove_unused_columns=False,  # the reward needs the task index column
+        reward_weights=gsm8k.reward_weights(),  # the environment's own weights
+        remove_unused_columns=False,  # the reward functions need the row key column
         report_to=[],
     )
     trainer = GRPOTrainer(
         model=model_path(os.environ["VFT_MODEL"], run_dir),  # "vft-tiny" is built offline
-        reward_funcs=[make_reward(gsm8k)],
+        reward_funcs=gsm8k.reward_funcs(),  # one per reward component, logged by name
         args=config,
-        train_dataset=dataset,
+        train_dataset=Dataset.from_list(gsm8k.train_dataset()),
     )
     trainer.train()
     trainer.save_model(str(run_dir / "final-model"))
+    gsm8k.close()
 
 
 if __name__ == "__main__":

@@ -63,10 +63,17 @@ def _contained(old, new, path="plan"):
 
 @pytest.mark.parametrize("golden", sorted(GOLDEN.glob("*.json")), ids=lambda p: p.stem)
 def test_example_plans_keep_every_key_of_the_contract(golden, monkeypatch):
-    """Plan JSON v1 of every example recipe: as recorded, plus added keys only."""
+    """Plan JSON v1 of every example recipe: as recorded, plus added keys only.
+
+    Regenerate after a deliberate change to an example recipe or the planner's output:
+    `vft plan examples/recipes/R.toml -b B --json > tests/fixtures/plans/R-B.json`."""
     recipe, backend = golden.stem.rsplit("-", 1)
     monkeypatch.chdir(ROOT)
     plan = prepare(ROOT / "examples" / "recipes" / f"{recipe}.toml", (), backend).plan
     data = json.loads(plan.to_json())
-    _contained(json.loads(golden.read_text()), data)
+    recorded = json.loads(golden.read_text())
+    # display only, and they depend on the machine (whether the environment loads here)
+    recorded.pop("warnings")
+    recorded["trainer"]["environment"].pop("summary")
+    _contained(recorded, data)
     assert Plan.from_dict(data) == plan

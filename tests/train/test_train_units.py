@@ -27,8 +27,12 @@ def test_cpu_plan_generates_in_process():
     kw = grpo_kwargs(plan_dict("smoke.toml"), "/runs/smoke/attempt-1", {})
     assert kw["use_vllm"] is False and kw["use_cpu"] is True and kw["bf16"] is False
     assert kw["output_dir"] == "/runs/smoke/attempt-1/checkpoints"
-    assert kw["num_generations"] == 4 and kw["max_steps"] == 4
-    assert kw["max_completion_length"] == 8 and kw["save_steps"] == 2
+    assert (
+        kw["num_generations"] == 4
+        and kw["max_steps"] == 150
+        and kw["lr_scheduler_type"] == "constant"
+    )
+    assert kw["max_completion_length"] == 8 and kw["save_steps"] == 75
     assert kw["report_to"] == []
 
 
@@ -104,11 +108,18 @@ def test_tiny_model_builds_identically(tmp_path):
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
     from transformers import AutoTokenizer
 
+    assert (a / "tokenizer.json").read_bytes() == (b / "tokenizer.json").read_bytes()
     tok = AutoTokenizer.from_pretrained(a)
+    assert tok.padding_side == "left"  # saved with the tokenizer, not only set in memory
     text = tok.apply_chat_template(
         [{"role": "user", "content": "Hi There"}], tokenize=False, add_generation_prompt=True
     )
-    assert tok.decode(tok(text)["input_ids"]) == "<|user|>hi there<|end|><|assistant|>"
+    assert tok.decode(tok(text)["input_ids"]) == "<|user|>Hi There<|end|><|assistant|>"
+    # one token per character, case kept, every printable ASCII character round-trips
+    reply = "ABC 123\n\tx!~"
+    assert len(tok(reply)["input_ids"]) == len(reply)
+    assert tok.decode(tok(reply)["input_ids"]) == reply
+    assert tok.convert_ids_to_tokens(tok("é")["input_ids"]) == ["<unk>"]
 
 
 def test_trainer_entry_without_a_plan_exits_2(tmp_path):
@@ -119,3 +130,42 @@ def test_trainer_entry_without_a_plan_exits_2(tmp_path):
     )
     assert done.returncode == 2
     assert "plan.json does not exist" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_reward_weights_and_eval_batch_reach_grpo_config():
+    plan = plan_dict("smoke.toml", "trainer.eval_steps=2")
+    kw = grpo_kwargs(plan, "/r", {}, reward_weights=[1.0, 0.2, 0.0])
+    assert kw["reward_weights"] == [1.0, 0.2, 0.0]
+    assert kw["eval_strategy"] == "steps" and kw["eval_steps"] == 2
+    assert kw["per_device_eval_batch_size"] == kw["per_device_train_batch_size"]
+    assert "reward_weights" not in grpo_kwargs(plan_dict("smoke.toml"), "/r", {})
+
+
+def test_metrics_get_stable_names():
+    from vft.train.metrics import eval_line, stable_names
+
+    names = {"correct": "reward/correct", "metric/num_turns": "metric/num_turns"}
+    logs = {
+        "reward": 1.2,
+        "reward_std": 0.1,
+        "rewards/correct/mean": 1.0,
+        "rewards/correct/std": 0.0,
+        "rewards/metric/num_turns/mean": 2.5,
+        "rewards/metric/num_turns/std": 0.5,
+        "rewards/episode/turns/mean": 2.5,
+        "loss": 0.1,
+    }
+    assert stable_names(logs, names | {"episode/turns": "episode/turns"}) == {
+        "reward": 1.2,
+        "reward_std": 0.1,
+        "reward/correct": 1.0,
+        "reward/correct/std": 0.0,
+        "metric/num_turns": 2.5,
+        "episode/turns": 2.5,
+        "loss": 0.1,
+    }
+    ev = stable_names(
+        {"eval_reward": 0.5, "eval_rewards/correct/mean": 0.5, "eval_loss": 0.0}, names
+    )
+    assert ev == {"eval/reward": 0.5, "eval/reward/correct": 0.5, "eval/loss": 0.0}
+    assert eval_line({"step": 4, **ev}) == "eval at step 4 | reward 0.500 ± - | correct 0.500"

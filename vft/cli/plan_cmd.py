@@ -99,6 +99,8 @@ def show_plan(plan: Plan, extra_rows: list[tuple[str, str]]) -> None:
             click.echo(text)
         else:
             console.print(f"[bold]{escape(label)}:[/] {escape(text)}", soft_wrap=True)
+    if plan.trainer.environment.summary:
+        console.print(f"[bold]environment:[/] {escape(plan.trainer.environment.summary)}")
     for step in plan.setup:
         console.print(f"[bold]setup (node {step.node}):[/] {escape(shlex.join(step.argv))}")
     for w in plan.warnings:

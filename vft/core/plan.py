@@ -243,6 +243,8 @@ class EnvironmentPlan:
 
     id: str
     args: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""  # builtin | installed | environment.install (PATH) | installed in the image
+    summary: str = ""  # what vft plan found: API, turns, tools, rewards, eval split
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,10 @@ def grpo_kwargs(
     environ: Mapping[str, str] | None = None,
     *,
     bf16_supported: bool = False,
+    reward_weights: list[float] | None = None,
 ) -> dict[str, Any]:
-    """GRPOConfig(**kwargs) for this plan; `bf16_supported` says what the device can do."""
+    """GRPOConfig(**kwargs) for this plan; `bf16_supported` says what the device can do,
+    `reward_weights` the weight of each reward function (the environment's, in order)."""
     environ = os.environ if environ is None else environ
     t = plan.trainer.training
     cpu = plan.is_cpu
@@ -65,6 +67,7 @@ def grpo_kwargs(
         "beta": t.beta,
         "seed": t.seed,
         "logging_steps": t.logging_steps,
+        "lr_scheduler_type": t.lr_scheduler,
         "save_strategy": "steps",
         "save_steps": t.save_steps,
         "bf16": bool(bf16),
@@ -73,10 +76,17 @@ def grpo_kwargs(
         "run_name": plan.name,
         "disable_tqdm": True,  # vft prints one progress line per step instead
         "log_completions": False,
-        "remove_unused_columns": False,  # the task index column reaches the reward
+        "remove_unused_columns": False,  # the row key column reaches the reward functions
     }
+    if reward_weights is not None:
+        kwargs["reward_weights"] = [float(w) for w in reward_weights]
     if t.eval_steps:
-        kwargs |= {"eval_strategy": "steps", "eval_steps": t.eval_steps}
+        kwargs |= {
+            "eval_strategy": "steps",
+            "eval_steps": t.eval_steps,
+            # TRL groups eval generations like training ones: the same divisibility holds
+            "per_device_eval_batch_size": t.per_device_train_batch_size,
+        }
     url = server_url(plan, environ)
     inference = plan.inference
     if colocated(plan) and not cpu:
@@ -88,7 +98,7 @@ def grpo_kwargs(
         }
         if inference.max_model_len:
             kwargs["vllm_max_model_length"] = inference.max_model_len
-    elif url is not None and not cpu:
+    elif url is not None and inference.served:
         kwargs |= {
             "use_vllm": True,
             "vllm_mode": "server",

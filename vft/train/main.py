@@ -1,14 +1,25 @@
 """The built-in trainer: `python -m vft.train --run-dir DIR`, run under `accelerate launch`.
 
 Everything comes from DIR/plan.json (the plan is the source of truth): the recipe's
-model, environment and `[trainer]`, the inference server of a GPU plan. Checkpoints go
-to DIR/checkpoints/, metrics to DIR/metrics.jsonl.
+model, environment and `[trainer]`, the inference server of a served plan. Checkpoints
+go to DIR/checkpoints/, metrics to DIR/metrics.jsonl.
+
+The environment (`vft.train.envs`, either Verifiers API) decides how episodes run:
+
+- on a plan with an inference server, TRL's `rollout_func` runs the environment's own
+  loop against it (single- and multi-turn, tools), except for a plain single-turn v1
+  taskset, which TRL generates for through its vLLM path and the task scores;
+- without a server (a CPU plan generating in-process, a colocated GPU plan), only
+  single-turn environments train: TRL generates, the rubric / task scores the reply.
+
+An exception raised by the environment's code ends the trainer with exit code 1 and,
+last on stderr, `vft.train: error: environment ENV_ID: <Type>: <message> (at FILE:LINE)`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -16,12 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from vft.core.plan import Plan
-from vft.train import environment, tiny
+from vft.train import tiny
 from vft.train.checkpoints import checkpoint_step, resolve_resume
 from vft.train.config import colocated, grpo_kwargs, server_url
-from vft.train.rollout import TASK_KEY
 
 INITIAL_MODEL = "initial-model"
+
+
+class TrainerRefusal(Exception):
+    """The plan cannot train this environment (one line, exit code 2)."""
 
 
 def model_path(name: str, run_dir: Path) -> str:
@@ -41,43 +55,12 @@ def model_path(name: str, run_dir: Path) -> str:
     return str(dest)
 
 
-def dataset_rows(loaded: environment.LoadedEnvironment) -> list[dict[str, Any]]:
-    rows = []
-    for i, task in enumerate(loaded.tasks):
-        messages = [{**m, TASK_KEY: i} for m in environment.prompt_messages(task)]
-        rows.append({"prompt": messages, TASK_KEY: i})
-    return rows
-
-
-def make_reward(loaded: environment.LoadedEnvironment) -> Any:
-    """TRL reward function: the environment's own rewards, per completion."""
-
-    def reward(
-        prompts: list[Any],
-        completions: list[Any],
-        vft_task: list[int],
-        vft_reward: list[float] | None = None,
-        **_: Any,
-    ) -> list[float]:
-        if vft_reward is not None:  # multi-turn: scored at the end of the episode
-            return [float(r) for r in vft_reward]
-
-        async def all_scores() -> list[float]:
-            jobs = []
-            for prompt, completion, index in zip(prompts, completions, vft_task, strict=True):
-                task = loaded.tasks[int(index)]
-                messages = [{"role": m["role"], "content": m["content"]} for m in prompt]
-                if isinstance(completion, str):
-                    messages.append({"role": "assistant", "content": completion})
-                else:
-                    messages += [{"role": m["role"], "content": m["content"]} for m in completion]
-                jobs.append(environment.score_trace(task, environment.trace_of(task, messages)))
-            return list(await asyncio.gather(*jobs))
-
-        return asyncio.run(all_scores())
-
-    reward.__name__ = loaded.env_id
-    return reward
+def generation_mode(adapter: Any, served: bool) -> bool:
+    """True: rollouts through the environment's own loop (`rollout_func`) on the server;
+    False: TRL generates and the environment scores."""
+    if adapter.needs_server:
+        return True
+    return served and adapter.api == "legacy"
 
 
 def train(plan: Plan, run_dir: Path) -> Path | None:
@@ -85,11 +68,14 @@ def train(plan: Plan, run_dir: Path) -> Path | None:
     import torch
     from datasets import Dataset
     from transformers import AutoTokenizer, PrinterCallback
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
 
+    from vft.train import envs
+    from vft.train.envs.trl_glue import TrlGlue, discover_server
     from vft.train.metrics import MetricsCallback, SaveAtEndCallback
-    from vft.train.rollout import make_env, rollout_func
+    from vft.train.weight_sync import grpo_trainer_class
 
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func: vft's, on purpose
     t = plan.trainer.training
     model = model_path(plan.trainer.model, run_dir)
     tokenizer = AutoTokenizer.from_pretrained(model)
@@ -98,33 +84,54 @@ def train(plan: Plan, run_dir: Path) -> Path | None:
         tokenizer.pad_token = tokenizer.eos_token
 
     env_cfg = plan.trainer.environment
-    loaded = environment.load(env_cfg.id, dict(env_cfg.args))
-    bf16_ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    args = GRPOConfig(**grpo_kwargs(plan, run_dir, bf16_supported=bf16_ok))
-
-    extra: dict[str, Any] = {}
-    if loaded.multi_turn:
-        url = server_url(plan, os.environ)
-        if not args.use_vllm or url is None:
-            kind = "a colocated plan (vLLM inside the trainer)" if colocated(plan) else "a CPU plan"
-            raise SystemExit(
-                f"vft.train: environment {loaded.env_id!r} is multi-turn and rolls out on the "
-                f"plan's vLLM server; {kind} has none (plan at least 2 GPUs, without "
-                "inference.colocate = true)"
-            )
-        env = make_env(loaded, dict(env_cfg.args))
-        extra["rollout_func"] = rollout_func(
-            loaded, env, tokenizer, url, max_tokens=t.max_tokens, temperature=t.temperature
+    adapter = envs.load(env_cfg.id, dict(env_cfg.args))  # the main thread: signal handlers
+    url = server_url(plan, os.environ)
+    served = plan.inference.served and url is not None
+    rollout = generation_mode(adapter, served)
+    if rollout and not served:
+        kind = "a colocated plan (vLLM inside the trainer)" if colocated(plan) else "a CPU plan"
+        what = (
+            "multi-turn"
+            if adapter.multi_turn
+            else "tool-using"
+            if adapter.uses_tools
+            else "episode-based"
         )
+        raise TrainerRefusal(
+            f"environment {env_cfg.id!r} is {what}: its episodes run on an inference server, "
+            f"and {kind} generating in-process has none (set inference.colocate = false)"
+        )
+    sampling = {"temperature": t.temperature, "max_tokens": t.max_tokens}
+    glue = TrlGlue(
+        adapter,
+        rollout=rollout,
+        sampling=sampling,
+        server=(lambda: discover_server(url)) if url else None,
+        tokenizer=tokenizer,
+    )
+    bf16_ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    args = GRPOConfig(
+        **grpo_kwargs(plan, run_dir, bf16_supported=bf16_ok, reward_weights=glue.reward_weights())
+    )
+    eval_rows = None
+    if t.eval_steps:
+        eval_rows = glue.eval_dataset()
+        if eval_rows is None:
+            raise TrainerRefusal(
+                f"trainer.eval_steps: environment {env_cfg.id!r} has no eval split; "
+                "unset trainer.eval_steps"
+            )
 
-    trainer = GRPOTrainer(
+    trainer_cls = grpo_trainer_class(plan, run_dir)
+    trainer = trainer_cls(
         model=model,
-        reward_funcs=[make_reward(loaded)],
+        reward_funcs=glue.reward_funcs(),
         args=args,
-        train_dataset=Dataset.from_list(dataset_rows(loaded)),
+        train_dataset=Dataset.from_list(glue.train_dataset()),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows is not None else None,
         processing_class=tokenizer,
-        callbacks=[MetricsCallback(run_dir), SaveAtEndCallback()],
-        **extra,
+        callbacks=[MetricsCallback(run_dir, names=glue.metric_names()), SaveAtEndCallback()],
+        rollout_func=glue.rollout_func if rollout else None,
     )
     trainer.remove_callback(PrinterCallback)  # our progress line replaces the raw dict dump
     resume = resolve_resume(t.resume_from_checkpoint, run_dir)
@@ -137,20 +144,36 @@ def train(plan: Plan, run_dir: Path) -> Path | None:
             if args.vllm_mode == "colocate"
             else f"on {args.vllm_server_base_url}"
         )
+        how = "the environment's own loop" if rollout else "scored by the environment"
+        rewards = ", ".join(f"{k} x{w:g}" for k, w in glue.weights.items())
         print(
-            f"vft.train: {plan.name}: {plan.trainer.model} on {loaded.env_id} "
-            f"({len(loaded.tasks)} tasks), {args.max_steps} steps, generation {where}",
+            f"vft.train: {plan.name}: {plan.trainer.model} on {env_cfg.id} "
+            f"({adapter.api} API, {len(glue.train_dataset())} prompts, rewards {rewards}), "
+            f"{args.max_steps} steps, generation {where} ({how})",
             flush=True,
         )
         if resume is not None:
             print(f"vft.train: resuming from {resume} (step {checkpoint_step(resume)})", flush=True)
         elif t.resume_from_checkpoint == "latest":
             print("vft.train: no earlier checkpoint of this run; starting at step 0", flush=True)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    finally:
+        with contextlib.suppress(Exception):  # tool servers and proxies; the run is over
+            glue.close()
     last = Path(str(args.output_dir)) / f"checkpoint-{trainer.state.global_step}"
     if main:
         print(f"vft.train: done at step {trainer.state.global_step}; checkpoint {last}", flush=True)
     return last
+
+
+def _die(line: str, code: int) -> None:
+    """Print `line` last on stderr and leave at once: no atexit handler (environments
+    register teardowns) or lingering thread may print after it."""
+    sys.stdout.flush()
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,4 +191,38 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:  # e.g. resume_from_checkpoint names no checkpoint
         print(f"vft.train: error: {exc}", file=sys.stderr)
         return 2
+    except TrainerRefusal as exc:
+        _die(f"vft.train: error: {exc}", 2)
+    except BaseException as exc:
+        from vft.train.envs import InferenceServerError, find_environment_error
+
+        err = find_environment_error(exc)
+        if err is not None:
+            import traceback
+
+            traceback.print_exception(exc)
+            _die(f"vft.train: error: {err.line()}", 1)
+        server = _find(exc, InferenceServerError)
+        if server is not None:
+            _die(f"vft.train: error: inference server: {server}", 1)
+        from vft.train.weight_sync import WeightSyncError
+
+        sync = _find(exc, WeightSyncError)
+        if sync is not None:  # every rank raises the same line: none hangs
+            _die(f"vft.train: error: {sync}", 1)
+        raise
     return 0
+
+
+def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, kind):
+            return e
+        stack += [e.__cause__, e.__context__]
+    return None

@@ -37,12 +37,46 @@ def progress_line(row: dict[str, Any], max_steps: int, eta_s: float | None) -> s
     )
 
 
-class MetricsCallback(TrainerCallback):
-    """Writes metrics.jsonl and prints the progress line (main process only)."""
+def stable_names(logs: dict[str, Any], names: dict[str, str] | None = None) -> dict[str, Any]:
+    """TRL's log keys -> the stable names of metrics.jsonl.
 
-    def __init__(self, run_dir: str | Path, echo: bool = True) -> None:
+    `rewards/<fn>/mean` -> `names[fn]` (e.g. `reward/<name>`, `metric/<name>`,
+    `episode/turns`; `reward/<fn>` when `fn` is not in `names`), `rewards/<fn>/std` ->
+    the same + `/std` for reward functions (dropped for metrics); an eval log's
+    `eval_<key>` -> `eval/<stable key>`. `reward` (the weighted total) and every other
+    key stay as TRL writes them.
+    """
+    names = names or {}
+    out: dict[str, Any] = {}
+    for key, value in logs.items():
+        prefix = ""
+        if key.startswith("eval_"):
+            prefix, key = "eval/", key.removeprefix("eval_")
+        if key.startswith("rewards/") and key.endswith(("/mean", "/std")):
+            fn, stat = key.removeprefix("rewards/").rsplit("/", 1)
+            stable = names.get(fn, f"reward/{fn}")
+            if stat == "std":
+                if not stable.startswith("reward/"):
+                    continue
+                stable += "/std"
+            key = stable
+        out[prefix + key] = value
+    return out
+
+
+class MetricsCallback(TrainerCallback):
+    """Writes metrics.jsonl and prints the progress line (main process only).
+
+    `names` maps the trainer's reward-function names to their stable names (see
+    `stable_names`); eval rows (`eval/...` keys) are written as rows of their own.
+    """
+
+    def __init__(
+        self, run_dir: str | Path, echo: bool = True, names: dict[str, str] | None = None
+    ) -> None:
         self.path = Path(run_dir) / METRICS_FILE
         self.echo = echo
+        self.names = dict(names or {})
         self._last: tuple[float, float] | None = None  # (time, tokens seen)
         self._start: tuple[float, int] | None = None  # (time, step)
 
@@ -53,12 +87,16 @@ class MetricsCallback(TrainerCallback):
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
-        if not state.is_world_process_zero or not logs or "reward" not in logs:
+        if not state.is_world_process_zero or not logs:
             return
         now = time.time()
+        if "reward" not in logs:
+            if "eval_reward" in logs:
+                self._write_eval(state, logs, now)
+            return
         tokens = float(logs.get("num_tokens", state.num_input_tokens_seen or 0))
         row: dict[str, Any] = {"step": state.global_step, "time": round(now, 3)}
-        row |= {k: _number(v) for k, v in logs.items()}
+        row |= {k: _number(v) for k, v in stable_names(logs, self.names).items()}
         if self._last is not None and now > self._last[0]:
             row["tokens_per_s"] = round((tokens - self._last[1]) / (now - self._last[0]), 1)
         self._last = (now, tokens)
@@ -67,6 +105,14 @@ class MetricsCallback(TrainerCallback):
         if self.echo:
             print(progress_line(row, state.max_steps, self._eta(state, now)), flush=True)
 
+    def _write_eval(self, state: Any, logs: dict[str, Any], now: float) -> None:
+        row: dict[str, Any] = {"step": state.global_step, "time": round(now, 3)}
+        row |= {k: _number(v) for k, v in stable_names(logs, self.names).items()}
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.echo:
+            print(eval_line(row), flush=True)
+
     def _eta(self, state: Any, now: float) -> float | None:
         if self._start is None:
             return None
@@ -74,6 +120,24 @@ class MetricsCallback(TrainerCallback):
         if done <= 0:
             return None
         return (now - self._start[0]) / done * max(0, state.max_steps - state.global_step)
+
+
+def eval_line(row: dict[str, Any]) -> str:
+    """`eval at step 4 | reward 0.512 ± 0.100 | correct_answer 0.250 | boxed_format 0.500`."""
+
+    def fmt(v: Any) -> str:
+        return format(v, ".3f") if isinstance(v, int | float) else "-"
+
+    parts = [
+        f"eval at step {row['step']}",
+        f"reward {fmt(row.get('eval/reward'))} ± {fmt(row.get('eval/reward_std'))}",
+    ]
+    parts += [
+        f"{k.removeprefix('eval/reward/')} {fmt(v)}"
+        for k, v in row.items()
+        if k.startswith("eval/reward/") and not k.endswith("/std")
+    ]
+    return " | ".join(parts)
 
 
 class SaveAtEndCallback(TrainerCallback):

@@ -1,5 +1,5 @@
 """Continuation quality as a Verifiers environment: `environment.id = "continuation_quality"`."""
 
-from continuation_quality.taskset import ContinuationQualityTaskset
+from .taskset import ContinuationQualityTaskset
 
 __all__ = ["ContinuationQualityTaskset"]

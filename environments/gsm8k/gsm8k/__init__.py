@@ -1,5 +1,5 @@
-"""GSM8K as a Verifiers environment: `environment.id = "gsm8k"`."""
+"""GSM8K as a classic Verifiers environment: `environment.id = "gsm8k"`."""
 
-from gsm8k.taskset import Gsm8kTaskset
+from .env import load_environment
 
-__all__ = ["Gsm8kTaskset"]
+__all__ = ["load_environment"]

@@ -1,6 +1,6 @@
-"""Math with a Python tool, a multi-turn Verifiers environment: `environment.id = "math_python"`."""
+"""Math with a Python tool, a classic multi-turn Verifiers environment:
+`environment.id = "math_python"`."""
 
-from math_python.env import MathPythonEnv
-from math_python.taskset import MathPythonTaskset
+from .env import MathPythonEnv, load_environment
 
-__all__ = ["MathPythonEnv", "MathPythonTaskset"]
+__all__ = ["MathPythonEnv", "load_environment"]

@@ -1,6 +1,5 @@
-"""Wordle as a multi-turn Verifiers environment: `environment.id = "wordle"`."""
+"""Wordle as a classic multi-turn Verifiers environment: `environment.id = "wordle"`."""
 
-from wordle.game import WordleEnv
-from wordle.taskset import WordleTaskset
+from .env import WordleEnv, load_environment
 
-__all__ = ["WordleEnv", "WordleTaskset"]
+__all__ = ["WordleEnv", "load_environment"]

@@ -1,14 +1,30 @@
-"""Finding Verifiers environments: built in, installed packages, the project's `environments/`.
+"""Finding Verifiers environments, and what a plan can and cannot do with one.
 
-Cheap by design (`vft plan` and `vft envs` call it): package metadata and import specs
-only, never importing an environment or verifiers itself.
+Cheap by design (`vft plan` and `vft envs` call it): package metadata, import specs and
+a look at a module's source text, never importing an environment or verifiers itself.
+What an environment *is* (its API, turns, tools, rewards) needs it imported: that is
+`python -m vft.train.envs.describe ENV_ID --args JSON`, run in a subprocess, whose JSON
+`EnvironmentFacts.from_dict` reads and `environment_problems` judges.
+
+Where an environment comes from, in order: built into vft (`BUILTIN_ENVIRONMENTS`: the
+smoke one and the tutorial's five, shipped as `vft.environments.*`), installed here
+(any distribution whose top-level module is a Verifiers environment, editable installs
+of any build backend included), or `environment.install` (installed before the run:
+locally, or into the image of a remote backend).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import importlib.util
-from dataclasses import asdict, dataclass
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +33,22 @@ from vft.core.recipe.schema import Recipe
 
 PROJECT_ENVIRONMENTS = Path(__file__).resolve().parents[3] / "environments"
 
-# Environments that ship inside vft: id -> module. The smoke recipe's needs no install.
-BUILTIN_ENVIRONMENTS: dict[str, str] = {"vft_smoke": "vft.train.smoke_env"}
+#: Environments that ship inside vft: id -> module. None of them needs an install line.
+BUILTIN_ENVIRONMENTS: dict[str, str] = {
+    "vft_smoke": "vft.train.smoke_env",
+    "gsm8k": "vft.environments.gsm8k",
+    "reverse_text": "vft.environments.reverse_text",
+    "continuation_quality": "vft.environments.continuation_quality",
+    "wordle": "vft.environments.wordle",
+    "math_python": "vft.environments.math_python",
+}
+
+#: verifiers versions vft trains with (the classic API and verifiers.v1 both)
+VERIFIERS_RANGE = ">=0.3.1,<0.4"
+
+_NOT_ENVIRONMENTS = {"verifiers", "vft"}
+_IMPORTS_VERIFIERS = re.compile(r"^\s*(?:from|import)\s+verifiers\b", re.MULTILINE)
+_ENV_MARKERS = re.compile(r"\bload_environment\b|\bTaskset\b")
 
 
 @dataclass(frozen=True)
@@ -35,48 +65,28 @@ class EnvironmentInfo:
         return asdict(self)
 
 
+def normalize_id(env_id: str) -> str:
+    """`owner/name@version` (a hub id) -> `name`."""
+    return env_id.rsplit("/", 1)[-1].split("@", 1)[0]
+
+
 def module_names(env_id: str) -> list[str]:
     """Module names an environment id may be installed under (`reverse-text` -> reverse_text)."""
-    base = env_id.replace("-", "_")
+    base = normalize_id(env_id).replace("-", "_")
     return [base, f"vf_{base}"]
+
+
+def _find_spec(name: str) -> Any:
+    try:
+        return importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
 
 
 def is_installed(env_id: str) -> bool:
     if env_id in BUILTIN_ENVIRONMENTS:
         return True
-    return any(importlib.util.find_spec(m) is not None for m in module_names(env_id))
-
-
-def installed_environments() -> list[EnvironmentInfo]:
-    """Built-in environments, then installed distributions that depend on `verifiers`."""
-    found = [EnvironmentInfo(k, v, "builtin") for k, v in BUILTIN_ENVIRONMENTS.items()]
-    seen = set(BUILTIN_ENVIRONMENTS)
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"] or ""
-        requires = dist.requires or []
-        if name.lower() in ("verifiers", "vft") or not any(
-            _requirement_name(r) == "verifiers" for r in requires
-        ):
-            continue
-        for module in _top_level_modules(dist):
-            env_id = module.removeprefix("vf_")
-            if env_id in seen:
-                continue
-            seen.add(env_id)
-            found.append(EnvironmentInfo(env_id, module, "installed", dist.version))
-    return sorted(found, key=lambda e: (e.source != "builtin", e.id))
-
-
-def project_environments() -> list[EnvironmentInfo]:
-    """Environment packages in this project's `environments/` folder, installed or not."""
-    if not PROJECT_ENVIRONMENTS.is_dir():
-        return []
-    out = []
-    for folder in sorted(PROJECT_ENVIRONMENTS.iterdir()):
-        if (folder / "pyproject.toml").is_file():
-            source = "installed" if is_installed(folder.name) else "project (not installed)"
-            out.append(EnvironmentInfo(folder.name, folder.name, source, path=str(folder)))
-    return out
+    return any(_find_spec(m) is not None for m in module_names(env_id))
 
 
 def _requirement_name(requirement: str) -> str:
@@ -86,37 +96,438 @@ def _requirement_name(requirement: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
+def _dist_name(dist: importlib.metadata.Distribution) -> str:
+    return (dist.metadata["Name"] or "").strip()
+
+
+def _record_paths(dist: importlib.metadata.Distribution) -> list[str]:
+    """The paths in the distribution's RECORD, as text (cheaper than `dist.files`)."""
+    text = dist.read_text("RECORD") or dist.read_text("installed-files.txt") or ""
+    return [line.split(",", 1)[0] for line in text.splitlines() if line]
+
+
+def _editable_roots(dist: importlib.metadata.Distribution, pths: list[str]) -> list[Path]:
+    """Folders an editable install puts on sys.path through a plain `.pth` line (hatchling,
+    flit, pdm, setuptools' compat mode); setuptools' strict finders map modules instead."""
+    roots = []
+    for rel in pths:
+        try:
+            text = Path(str(dist.locate_file(rel))).read_text(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            line = line.strip()
+            if line and not line.startswith(("#", "import ")) and Path(line).is_dir():
+                roots.append(Path(line))
+    return roots
+
+
 def _top_level_modules(dist: importlib.metadata.Distribution) -> list[str]:
+    modules: set[str] = set()
     text = dist.read_text("top_level.txt")
     if text:
-        return [m for m in text.split() if m and not m.startswith("_")]
-    modules = set()
-    for f in dist.files or ():
-        top = f.parts[0]
-        if top.endswith((".dist-info", ".egg-info", ".pth")) or top.startswith(("_", "..")):
-            if top.endswith(".pth") and top.startswith("__editable__"):
-                modules.add(_editable_module(dist, f))
+        modules |= {m for m in text.split() if m and not m.startswith("_")}
+    pths = []
+    for rel in _record_paths(dist):
+        top = rel.replace("\\", "/").split("/", 1)[0]
+        if top.endswith(".pth"):
+            pths.append(rel)
+            continue
+        if (
+            text
+            or top.endswith((".dist-info", ".egg-info", ".data"))
+            or top.startswith(("_", ".."))
+        ):
+            continue
+        if "/" not in rel and not top.endswith(".py"):
             continue
         modules.add(top.removesuffix(".py"))
-    return sorted(m for m in modules if m and m.isidentifier())
+    if pths:  # an editable install: setuptools' finder maps names, a path .pth a folder
+        base = _dist_name(dist).lower().replace("-", "_").replace(".", "_")
+        for candidate in (base, f"vf_{base}", base.removeprefix("vf_")):
+            if _find_spec(candidate) is not None:
+                modules.add(candidate)
+        for root in _editable_roots(dist, pths):
+            for child in root.iterdir() if root.is_dir() else ():
+                name = child.name.removesuffix(".py")
+                if not name.isidentifier() or name.startswith(("_", "test")):
+                    continue
+                if (child / "__init__.py").is_file() or child.suffix == ".py":
+                    modules.add(name)
+    return sorted(m for m in modules if m.isidentifier())
 
 
-def _editable_module(dist: importlib.metadata.Distribution, pth: Any) -> str:
-    """An editable install's module name, from `__editable__.<name>-<ver>.pth`."""
-    return pth.parts[0].removeprefix("__editable__.").split("-")[0].replace("-", "_")
+def _module_text(module: str) -> str:
+    spec = _find_spec(module)
+    origin = getattr(spec, "origin", None)
+    if not origin or not origin.endswith(".py"):
+        return ""
+    try:
+        return Path(origin).read_text(errors="replace")[:200_000]
+    except OSError:
+        return ""
 
 
-def check_environment(recipe: Recipe) -> None:
-    """Refuse, at plan time, an environment that neither is installed nor will be."""
+def _looks_like_environment(module: str, requires_verifiers: bool) -> bool:
+    text = _module_text(module)
+    if not text:
+        return False
+    if requires_verifiers:
+        return True
+    return bool(_IMPORTS_VERIFIERS.search(text)) or bool(_ENV_MARKERS.search(text))
+
+
+def installed_environments() -> list[EnvironmentInfo]:
+    """Built-in environments, then installed ones: distributions that depend on
+    `verifiers`, or whose top-level module imports it or defines `load_environment`."""
+    found = [EnvironmentInfo(k, v, "builtin") for k, v in BUILTIN_ENVIRONMENTS.items()]
+    seen = set(BUILTIN_ENVIRONMENTS)
+    for dist in importlib.metadata.distributions():
+        name = _dist_name(dist)
+        if not name or name.lower() in _NOT_ENVIRONMENTS:
+            continue
+        requires = any(_requirement_name(r) == "verifiers" for r in dist.requires or [])
+        for module in _top_level_modules(dist):
+            env_id = module.removeprefix("vf_")
+            if env_id in seen or module in _NOT_ENVIRONMENTS:
+                continue
+            if not _looks_like_environment(module, requires):
+                continue
+            seen.add(env_id)
+            found.append(EnvironmentInfo(env_id, module, "installed", dist.version))
+    return sorted(found, key=lambda e: (e.source != "builtin", e.id))
+
+
+def project_environments() -> list[EnvironmentInfo]:
+    """Environment packages in this project's `environments/` folder (the built-ins'
+    sources), installed or not."""
+    if not PROJECT_ENVIRONMENTS.is_dir():
+        return []
+    out = []
+    for folder in sorted(PROJECT_ENVIRONMENTS.iterdir()):
+        if (folder / "pyproject.toml").is_file():
+            source = (
+                "builtin"
+                if folder.name in BUILTIN_ENVIRONMENTS
+                else "installed"
+                if is_installed(folder.name)
+                else "project (not installed)"
+            )
+            module = BUILTIN_ENVIRONMENTS.get(folder.name, folder.name)
+            out.append(EnvironmentInfo(folder.name, module, source, path=str(folder)))
+    return out
+
+
+def known_ids() -> list[str]:
+    ids = {e.id for e in installed_environments()} | {e.id for e in project_environments()}
+    return sorted(ids)
+
+
+def suggest(env_id: str, ids: Iterable[str] | None = None) -> str:
+    """` (did you mean 'gsm8k'?)` for a near miss among known ids, else ''."""
+    pool = list(ids) if ids is not None else known_ids()
+    key = normalize_id(env_id).replace("-", "_").lower()
+    by_key = {i.replace("-", "_").lower(): i for i in pool}
+    close = difflib.get_close_matches(key, list(by_key), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    names = " or ".join(repr(by_key[c]) for c in close)
+    return f" (did you mean {names}?)"
+
+
+def _install_provides(env_id: str, install: Iterable[str]) -> str | None:
+    wanted = set(module_names(env_id))
+    for item in install:
+        if Path(item).name.replace("-", "_") in wanted:
+            return item
+    return None
+
+
+def environment_files(env_id: str, install: Iterable[str] = ()) -> list[Path]:
+    """The source files of an environment (its package folder, or its `install` folder),
+    for a cache key that changes when the environment does; [] when it cannot be found."""
+    item = _install_provides(env_id, install)
+    roots: list[Path] = [Path(item)] if item is not None else []
+    if not roots:
+        names = [BUILTIN_ENVIRONMENTS[env_id]] if env_id in BUILTIN_ENVIRONMENTS else []
+        for name in [*names, *module_names(env_id)]:
+            spec = _find_spec(name)
+            if spec is not None and spec.origin:
+                origin = Path(spec.origin)
+                roots = [origin.parent if origin.name == "__init__.py" else origin]
+                break
+    files: list[Path] = []
+    for root in roots:
+        if root.is_file():
+            files.append(root)
+        elif root.is_dir():
+            files += sorted(
+                p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+            )
+    return files
+
+
+def environment_source(recipe: Recipe, *, remote: bool = False) -> str:
+    """Where the recipe's environment will come from, for `vft plan` to show:
+    `builtin`, `installed (VERSION)`, `environment.install (PATH)`, or, for a remote
+    backend, `installed in the image (PATH)`."""
+    env = recipe.environment
+    if env.id in BUILTIN_ENVIRONMENTS:
+        return "builtin"
+    item = _install_provides(env.id, env.install)
+    if item is not None:
+        return f"installed in the image ({item})" if remote else f"environment.install ({item})"
+    for e in installed_environments():
+        if e.id == env.id or e.module in module_names(env.id):
+            return f"installed ({e.version})" if e.version else "installed"
+    if is_installed(env.id):
+        return "installed"
+    return "missing"
+
+
+def check_environment(recipe: Recipe, *, remote: bool = False) -> None:
+    """Refuse, at plan time, an environment that neither is available nor will be.
+
+    `remote`: the run happens elsewhere (e.g. Modal), where `environment.install` puts it
+    into the image; it need not be installed here."""
     env_id = recipe.environment.id
+    if env_id in BUILTIN_ENVIRONMENTS or _install_provides(env_id, recipe.environment.install):
+        return
     if is_installed(env_id):
         return
-    wanted = {Path(p).name.replace("-", "_") for p in recipe.environment.install}
-    if set(module_names(env_id)) & wanted:
-        return
-    local = PROJECT_ENVIRONMENTS / env_id.replace("-", "_")
-    suggestion = f"environments/{local.name}" if local.is_dir() else f"path/to/{env_id}"
+    local = PROJECT_ENVIRONMENTS / normalize_id(env_id).replace("-", "_")
+    if local.is_dir() and (local / "pyproject.toml").is_file():
+        suggestion = f"environments/{local.name}"
+    else:
+        suggestion = f"path/to/{env_id}"
+    hint = suggest(env_id)
     raise PlanError(
-        f"environment.id: {env_id!r} is not installed; add "
+        f"environment.id: {env_id!r} is not installed{hint}; add "
         f'install = ["{suggestion}"] to [environment] (or pip install it)'
     )
+
+
+# ---------------------------------------------------------------------------- facts
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    name: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class EnvironmentFacts:
+    """What `python -m vft.train.envs.describe` says about a loaded environment."""
+
+    id: str
+    api: str  # "legacy" | "v1"
+    multi_turn: bool
+    uses_tools: bool
+    agents: tuple[str, ...] = ("agent",)
+    eval_split: bool = False
+    eval_size: int = 0
+    train_size: int = 0
+    needs_server: bool = False  # episodes must run the environment's loop on a server
+    rewards: tuple[RewardSpec, ...] = ()
+    metrics: tuple[str, ...] = ()
+    accepted_args: tuple[str, ...] | None = None
+    source: str | None = None
+    harness: str | None = None  # v1: the harness program episodes run through
+    harness_executes_code: bool = False
+    needs_container: bool = False
+    remote_sandbox: bool = False  # classic: a SandboxEnv needs Prime sandboxes
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EnvironmentFacts:
+        ev = d.get("eval_split") or {}
+        if isinstance(ev, bool):
+            ev = {"present": ev, "size": d.get("eval_size", 0)}
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"} | {"eval_split"}
+        args = d.get("accepted_args")
+        return cls(
+            id=str(d.get("id", "")),
+            api=str(d.get("api", "")),
+            multi_turn=bool(d.get("multi_turn")),
+            uses_tools=bool(d.get("uses_tools")),
+            agents=tuple(d.get("agents") or ("agent",)),
+            eval_split=bool(ev.get("present")),
+            eval_size=int(ev.get("size") or 0),
+            train_size=int(d.get("train_size") or 0),
+            needs_server=bool(d.get("needs_server", d.get("multi_turn") or d.get("uses_tools"))),
+            rewards=tuple(
+                RewardSpec(str(r["name"]), float(r["weight"])) for r in d.get("rewards") or ()
+            ),
+            metrics=tuple(d.get("metrics") or ()),
+            accepted_args=None if args is None else tuple(args),
+            source=d.get("source"),
+            harness=d.get("harness"),
+            harness_executes_code=bool(d.get("harness_executes_code")),
+            needs_container=bool(d.get("needs_container")),
+            remote_sandbox=bool(d.get("remote_sandbox")),
+            extra={k: v for k, v in d.items() if k not in known},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["eval_split"] = {"present": d.pop("eval_split"), "size": d.pop("eval_size")}
+        d["rewards"] = [asdict(r) for r in self.rewards]
+        d.update(d.pop("extra"))
+        return d
+
+
+def environment_problems(
+    facts: EnvironmentFacts,
+    *,
+    served: bool,
+    cpu: bool,
+    evaluates: bool = False,
+    args: Mapping[str, Any] | None = None,
+    server_args: Sequence[str] | None = None,
+) -> list[str]:
+    """The one-line refusals for training `facts`' environment on this plan.
+
+    `served`: the plan has an inference server the trainer's rollouts can call (a GPU
+    plan without colocation, or a CPU plan with `inference.colocate = false`); `cpu`: a
+    CPU plan; `evaluates`: `trainer.eval_steps` is set; `args`: `environment.args`;
+    `server_args`: the server's extra arguments (`inference.extra_args`), when known.
+    """
+    p: list[str] = []
+    name = facts.id
+    where = (
+        "set inference.colocate = false on a CPU plan"
+        if cpu
+        else "plan >= 2 GPUs without inference.colocate = true"
+    )
+    if facts.needs_server and not served:
+        if facts.multi_turn:
+            why = "is multi-turn: its turns run on an inference server"
+        elif facts.uses_tools:
+            why = "uses tools: its tool loop runs on an inference server"
+        else:
+            why = (
+                "runs its own episode loop (setup, runtime or a custom loop) on an inference server"
+            )
+        kind = "inside the trainer" if cpu else "in a vLLM engine inside the trainer (colocated)"
+        p.append(f"environment.id: {name!r} {why}; this plan generates {kind} ({where})")
+    if (
+        served
+        and facts.uses_tools
+        and server_args is not None
+        and "--enable-auto-tool-choice" not in server_args
+    ):
+        p.append(
+            f"environment.id: {name!r} uses tools: the server must parse the model's tool "
+            'calls (add "--enable-auto-tool-choice", "--tool-call-parser", "<your model\'s '
+            'parser, e.g. hermes>" to inference.extra_args)'
+        )
+    if len(facts.agents) > 1:
+        p.append(
+            f"environment.id: {name!r} has {len(facts.agents)} agent seats "
+            f"({', '.join(facts.agents)}); vft trains single-agent environments only"
+        )
+    if facts.needs_container:
+        p.append(
+            f"environment.id: {name!r} needs a container runtime (harness "
+            f"{facts.harness!r}); vft runs v1 harnesses as local subprocesses only"
+        )
+    elif facts.api == "v1" and facts.needs_server and facts.harness_executes_code:
+        p.append(
+            f"environment.id: {name!r} runs harness {facts.harness!r}, which executes the "
+            "model's code; vft would run it unsandboxed on the trainer's machine"
+        )
+    if facts.remote_sandbox:
+        p.append(
+            f"environment.id: {name!r} runs its tools in Prime sandboxes (a SandboxEnv), "
+            "a remote service vft does not provision"
+        )
+    if not facts.rewards:
+        p.append(f"environment.id: {name!r} declares no reward function (weight != 0)")
+    if facts.train_size == 0:
+        p.append(f"environment.id: {name!r} has no training examples")
+    if evaluates and not facts.eval_split:
+        p.append(
+            f"trainer.eval_steps: environment {name!r} has no eval split "
+            f"({'a v1 taskset has none' if facts.api == 'v1' else 'load_environment() sets no eval_dataset'}); "
+            "unset trainer.eval_steps"
+        )
+    if args and facts.accepted_args is not None:
+        unknown = sorted(set(args) - set(facts.accepted_args))
+        if unknown:
+            accepted = ", ".join(facts.accepted_args) or "none"
+            p.append(
+                f"environment.args: {name!r} does not accept {', '.join(map(repr, unknown))} "
+                f"(accepted: {accepted})"
+            )
+    return p
+
+
+DESCRIBE_TIMEOUT_S = 300.0
+
+
+def describe_environment(
+    env_id: str,
+    args: Mapping[str, Any] | None = None,
+    *,
+    install: Sequence[str] = (),
+    python: str | None = None,
+    timeout: float = DESCRIBE_TIMEOUT_S,
+) -> EnvironmentFacts | None:
+    """Run `python -m vft.train.envs.describe` in a subprocess (the caller never imports
+    verifiers) and read its facts.
+
+    `install`: the recipe's `environment.install` folders, put on the subprocess's path
+    (and their `src/`) so an environment installed only at launch is described too.
+    Returns None when the environment is not importable here (e.g. it is installed only
+    in a remote image); raises PlanError with describe's one line when loading it fails
+    (its code raised, bad `environment.args`) or takes longer than `timeout`.
+    """
+    extra = []
+    for item in install:
+        folder = Path(item).resolve()
+        extra += [str(folder / "src"), str(folder)]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*extra, env.get("PYTHONPATH", "")]).strip(os.pathsep)
+    argv = [python or sys.executable, "-m", "vft.train.envs.describe", env_id]
+    argv += ["--args", json.dumps(dict(args or {}))]
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, env=env, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise PlanError(
+            f"environment.id: loading {env_id!r} took longer than {timeout:g} s "
+            "(vft plan loads it to check what it needs)"
+        ) from None
+    if done.returncode == 0:
+        try:
+            return EnvironmentFacts.from_dict(json.loads(done.stdout))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PlanError(f"environment.id: {env_id!r}: unreadable facts ({exc})") from None
+    lines = [x for x in done.stderr.strip().splitlines() if x.strip()]
+    last = lines[-1] if lines else f"exit code {done.returncode}"
+    if done.returncode == 2 and "is not installed" in last:
+        return None
+    if "No module named 'verifiers'" in done.stderr:
+        return None  # the trainer's stack is not installed here (e.g. a remote-only run)
+    raise PlanError(f"environment.id: {last}")
+
+
+def summary_line(env_id: str, source: str, facts: EnvironmentFacts | None) -> str:
+    """`gsm8k: builtin; classic API, single-turn, rewards correct_answer x1 + boxed_format
+    x0.2; metrics num_turns; eval split 6` — what `vft plan` shows of the environment."""
+    if facts is None:
+        return f"{env_id}: {source} (not loaded here)"
+    api = "classic" if facts.api == "legacy" else facts.api
+    kind = "multi-turn" if facts.multi_turn else "single-turn"
+    if facts.uses_tools:
+        kind += " with tools"
+    rewards = " + ".join(f"{r.name} x{r.weight:g}" for r in facts.rewards) or "none"
+    parts = [f"{api} API, {kind}", f"rewards {rewards}"]
+    if facts.metrics:
+        parts.append(f"metrics {', '.join(facts.metrics)}")
+    parts.append(f"eval split {facts.eval_size}" if facts.eval_split else "no eval split")
+    if facts.harness and facts.needs_server:
+        parts.append(f"harness {facts.harness}")
+    return f"{env_id}: {source}; {'; '.join(parts)}"

@@ -26,6 +26,7 @@ from vft.core.plan import (
     WeightSync,
 )
 from vft.core.planning.capabilities import Capabilities
+from vft.core.planning.environments import EnvironmentFacts, environment_problems, summary_line
 from vft.core.planning.estimate import cost, infer_params_b
 from vft.core.planning.fit import FitInputs, choose_layout, memory_summary, vllm_utilization
 from vft.core.planning.layout import Layout
@@ -65,6 +66,9 @@ class Target:
     accelerate_config: str | None = None
     backend_options: Mapping[str, Any] = field(default_factory=dict)
     ports: Ports | None = None
+    environment: EnvironmentFacts | None = None  # None: not loadable where vft plan runs
+    environment_source: str = ""
+    environment_note: str | None = None  # why the environment was not checked, if it was not
 
 
 def requested_ports(recipe: Recipe) -> Ports:
@@ -103,11 +107,24 @@ def plan(recipe: Recipe, target: Target) -> Plan:
 
     files = {"accelerate.yaml": _render_accelerate(recipe, target, stage, offload)}
     served = _served(recipe, target.server, layout)
+    if target.environment is not None:
+        problems = environment_problems(
+            target.environment,
+            served=served,
+            cpu=request.is_cpu,
+            evaluates=bool(recipe.trainer.eval_steps),
+            args=recipe.environment.args,
+            server_args=recipe.inference.extra_args,
+        )
+        if problems:
+            raise PlanError(problems[0])
     sync = _weight_sync(recipe, target.server, served=served, cpu=request.is_cpu)
     processes = _processes(recipe, target, layout, ports, processes_per_trainer, sync)
     memory = memory_summary(FitInputs(recipe, stage, params_b, gpu_gib), layout, offload, warnings)
     price = request.type.usd_per_hour if request.type else 0.0
     gpus = request.count * res.nodes
+    if target.environment_note:
+        warnings.append(target.environment_note)
     if recipe.logging.wandb_project and "wandb" not in target.backend_options.get("secrets", ()):
         warnings.append("W&B logging needs WANDB_API_KEY in the run's environment (or a secret)")
     if (
@@ -125,7 +142,7 @@ def plan(recipe: Recipe, target: Target) -> Plan:
         gpus_per_node=request.count,
         nodes=res.nodes,
         inference=_inference_summary(recipe, layout, ports, target.server, sync),
-        trainer=_trainer(recipe, layout, stage, offload, processes_per_trainer, ports),
+        trainer=_trainer(recipe, target, layout, stage, offload, processes_per_trainer, ports),
         processes=tuple(processes),
         files=files,
         memory=memory,
@@ -147,6 +164,7 @@ def plan(recipe: Recipe, target: Target) -> Plan:
 
 def _trainer(
     recipe: Recipe,
+    target: Target,
     layout: Layout | None,
     stage: int | None,
     offload: bool,
@@ -163,7 +181,14 @@ def _trainer(
         entry=t.script or "vft.train",
         rendezvous_port=ports["rendezvous"],
         model=recipe.model.name,
-        environment=EnvironmentPlan(recipe.environment.id, dict(recipe.environment.args)),
+        environment=EnvironmentPlan(
+            recipe.environment.id,
+            dict(recipe.environment.args),
+            source=target.environment_source,
+            summary=summary_line(
+                recipe.environment.id, target.environment_source, target.environment
+            ),
+        ),
         training=Training(
             learning_rate=t.learning_rate,
             per_device_train_batch_size=t.per_device_train_batch_size,

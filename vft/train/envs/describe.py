@@ -1,0 +1,113 @@
+"""`python -m vft.train.envs.describe ENV_ID [--args JSON]`: facts about an environment.
+
+(`describe ID1 ID2 ... [--args '{"ID1": {...}}']` prints a JSON list instead, one entry
+per id, `{"id", "error"}` for one that failed: `vft envs` lists them that way.)
+
+Loads the environment (as the trainer would, with `environment.args`) and prints one
+JSON object on stdout:
+
+    {"id", "api": "legacy"|"v1", "multi_turn", "uses_tools", "needs_server",
+     "agents": [seats], "eval_split": {"present", "size"}, "train_size",
+     "rewards": [{"name", "weight"}], "metrics": [names], "accepted_args": [names]|null,
+     "source": module file, ... API-specific extras (harness, sampling_args, ...)}
+
+`vft plan` runs it in a subprocess (so the planner never imports verifiers) and reads it
+with `vft.core.planning.environments.EnvironmentFacts.from_dict`.
+
+Exit codes: 0 facts printed; 1 the environment's code raised (one line on stderr:
+`environment ENV_ID: <Type>: <message> (at <file>:<line>)`); 2 not found or bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+
+def describe(env_id: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The facts of `env_id` loaded with `args` (raises what `vft.train.envs.load` raises)."""
+    import asyncio
+
+    from vft.train import envs
+
+    adapter = envs.load(env_id, args or {})
+    try:
+        return adapter.facts()
+    finally:
+        asyncio.run(adapter.aclose())
+
+
+def describe_many(env_ids: list[str], args: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Facts for each id (one process: verifiers is imported once); a failure is an
+    entry `{"id", "error"}` with describe's one line."""
+    from vft.train import envs
+
+    out: list[dict[str, Any]] = []
+    for env_id in env_ids:
+        try:
+            out.append(describe(env_id, args.get(env_id) or {}))
+        except Exception as exc:
+            err = envs.find_environment_error(exc)
+            line = err.line() if err else f"environment {env_id}: {type(exc).__name__}: {exc}"
+            out.append({"id": env_id, "error": line})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vft.train.envs.describe", description=__doc__)
+    parser.add_argument("env_id", nargs="+")
+    parser.add_argument(
+        "--args",
+        default="{}",
+        help="environment.args as a JSON object (with several ids: an object of id -> args)",
+    )
+    ns = parser.parse_args(argv)
+    if len(ns.env_id) > 1:
+        logging.disable(logging.WARNING)
+        real_stdout, sys.stdout = sys.stdout, sys.stderr
+        try:
+            facts_list = describe_many(ns.env_id, json.loads(ns.args))
+        finally:
+            sys.stdout = real_stdout
+        print(json.dumps(facts_list, default=str), flush=True)
+        return 0
+    ns.env_id = ns.env_id[0]
+    try:
+        args = json.loads(ns.args)
+    except ValueError as exc:
+        print(f"describe: --args is not JSON: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(args, dict):
+        print("describe: --args must be a JSON object", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.disable(logging.WARNING)  # environments log while loading; stdout is JSON only
+    from vft.train import envs
+
+    real_stdout = sys.stdout
+    sys.stdout = sys.stderr  # an environment that prints while loading must not break the JSON
+    try:
+        facts = describe(ns.env_id, args)
+    except envs.EnvironmentNotFound as exc:
+        print(f"environment {ns.env_id}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        err = envs.find_environment_error(exc)
+        line = err.line() if err else envs.EnvironmentCodeError(ns.env_id, exc).line()
+        print(line, file=sys.stderr, flush=True)
+        return 1
+    finally:
+        sys.stdout = real_stdout
+    print(json.dumps(facts, default=str), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # environments may leave threads or signal handlers behind
