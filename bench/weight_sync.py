@@ -116,7 +116,7 @@ def bench(size: str, work: Path, pushes: int, sync_base: Path | None) -> dict[st
     import torch
     from transformers import AutoModelForCausalLM
 
-    from vft.train.weight_sync import FileSync
+    from vft.train.weight_files import FileSync
 
     run_dir = work / size
     model_dir = build(size, run_dir / "initial-model")

@@ -19,12 +19,8 @@ from typing import TYPE_CHECKING, Any
 from vft import __version__
 from vft.core.errors import PlanError, RecipeError
 from vft.core.plan import Plan
-from vft.core.planning.environments import (
-    EnvironmentFacts,
-    check_environment,
-    describe_environment,
-    environment_source,
-)
+from vft.core.planning.environment_facts import EnvironmentFacts, describe_environment
+from vft.core.planning.environments import check_environment, environment_source
 from vft.core.planning.planner import Target, plan, requested_ports
 from vft.core.recipe import Recipe, load_recipe
 from vft.core.resources import accelerate_templates

@@ -83,6 +83,24 @@ TINY_RECIPE: dict[str, Any] = {
     },
 }
 
+#: a minimal classic Verifiers environment: one question, one exact-answer reward
+USER_ENVIRONMENT = """\
+import verifiers as vf
+from datasets import Dataset
+
+
+def exact(completion, answer, **kw):
+    text = completion[-1]["content"] if isinstance(completion, list) else completion
+    return float(str(text).strip() == answer)
+
+
+def load_environment(**kw):
+    rows = [{"question": "2 + 2 = ?", "answer": "4"}] * 4
+    return vf.SingleTurnEnv(
+        dataset=Dataset.from_list(rows), rubric=vf.Rubric(funcs=[exact], weights=[1.0]), **kw
+    )
+"""
+
 USER_RECIPE = """\
 name = "exp"
 [model]
@@ -160,7 +178,7 @@ def write_user_project(root: Path, extra_toml: str = "") -> Path:
     env = root / "environments" / "my_env"
     env.mkdir(parents=True)
     (env / "pyproject.toml").write_text('[project]\nname = "my-env"\nversion = "0"\n')
-    (env / "my_env.py").write_text("def load_environment(**kw):\n    return None\n")
+    (env / "my_env.py").write_text(USER_ENVIRONMENT)
     (root / "r.toml").write_text(USER_RECIPE + extra_toml)
     return root
 

@@ -183,7 +183,7 @@ def optimizer_step(model: Any, ids: list[int]) -> None:
 
 
 def test_push_makes_the_server_match_the_trainer(server, trainer_model):
-    from vft.train.weight_sync import MARKER, WEIGHTS_FILE, FileSync, read_marker
+    from vft.train.weight_files import MARKER, WEIGHTS_FILE, FileSync, read_marker
 
     model, ids = trainer_model
     before = server_logprobs(server.url, ids)
@@ -219,7 +219,7 @@ def test_push_makes_the_server_match_the_trainer(server, trainer_model):
 
 
 def test_an_incomplete_set_is_refused(server, trainer_model):
-    from vft.train.weight_sync import MARKER, FileSync, WeightSyncError, write_set
+    from vft.train.weight_files import MARKER, FileSync, WeightSyncError, write_set
 
     model, ids = trainer_model
     held = server_logprobs(server.url, ids)
@@ -305,7 +305,7 @@ def _tensors() -> dict[str, Any]:
 
 
 def test_a_server_that_is_down_fails_in_one_line(tmp_path):
-    from vft.train.weight_sync import FileSync, WeightSyncError
+    from vft.train.weight_files import FileSync, WeightSyncError
 
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     sync = FileSync(url, tmp_path / "w", timeout_s=5)
@@ -322,7 +322,7 @@ def test_a_server_that_is_down_fails_in_one_line(tmp_path):
 
 def test_a_silent_server_fails_in_one_line_within_the_timeout(tmp_path):
     """A server that accepts the connection and never answers (a hung engine)."""
-    from vft.train.weight_sync import FileSync, WeightSyncError
+    from vft.train.weight_files import FileSync, WeightSyncError
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

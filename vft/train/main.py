@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         server = _find(exc, InferenceServerError)
         if server is not None:
             _die(f"vft.train: error: inference server: {server}", 1)
-        from vft.train.weight_sync import WeightSyncError
+        from vft.train.weight_files import WeightSyncError
 
         sync = _find(exc, WeightSyncError)
         if sync is not None:  # every rank raises the same line: none hangs

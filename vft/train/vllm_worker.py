@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from vft.train.weight_sync import read_marker
+from vft.train.weight_files import read_marker
 
 
 class FileSyncWorkerExtension:

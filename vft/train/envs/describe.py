@@ -12,7 +12,7 @@ JSON object on stdout:
      "source": module file, ... API-specific extras (harness, sampling_args, ...)}
 
 `vft plan` runs it in a subprocess (so the planner never imports verifiers) and reads it
-with `vft.core.planning.environments.EnvironmentFacts.from_dict`.
+with `vft.core.planning.environment_facts.EnvironmentFacts.from_dict`.
 
 Exit codes: 0 facts printed; 1 the environment's code raised (one line on stderr:
 `environment ENV_ID: <Type>: <message> (at <file>:<line>)`); 2 not found or bad usage.
