@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         _die(f"vft.train: error: {exc}", 2)
     except BaseException as exc:
         from vft.train.envs import InferenceServerError, find_environment_error
+        from vft.train.envs.base import find_in_chain
 
         err = find_environment_error(exc)
         if err is not None:
@@ -202,27 +203,13 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exception(exc)
             _die(f"vft.train: error: {err.line()}", 1)
-        server = _find(exc, InferenceServerError)
+        server = find_in_chain(exc, InferenceServerError)
         if server is not None:
             _die(f"vft.train: error: inference server: {server}", 1)
         from vft.train.weight_files import WeightSyncError
 
-        sync = _find(exc, WeightSyncError)
+        sync = find_in_chain(exc, WeightSyncError)
         if sync is not None:  # every rank raises the same line: none hangs
             _die(f"vft.train: error: {sync}", 1)
         raise
     return 0
-
-
-def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, kind):
-            return e
-        stack += [e.__cause__, e.__context__]
-    return None

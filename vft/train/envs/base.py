@@ -28,12 +28,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 Api = Literal["legacy", "v1"]
 
 #: where vft's and verifiers' own frames live: never "the environment's code"
 _NOT_ENV_CODE = (str(Path(__file__).resolve().parents[2]),)
+
+_E = TypeVar("_E", bound=BaseException)
 
 
 # ---------------------------------------------------------------------------- errors
@@ -99,8 +101,8 @@ def location(exc: BaseException, roots: Iterable[str] = ()) -> str | None:
     return f"{pick.filename}:{pick.lineno}"
 
 
-def find_environment_error(exc: BaseException) -> EnvironmentCodeError | None:
-    """The EnvironmentCodeError in `exc`'s cause/context chain, if any."""
+def find_in_chain(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The first `kind` in `exc`'s cause/context chain (and exception groups), if any."""
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
     while stack:
@@ -108,11 +110,16 @@ def find_environment_error(exc: BaseException) -> EnvironmentCodeError | None:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, EnvironmentCodeError):
+        if isinstance(e, kind):
             return e
         stack += [e.__cause__, e.__context__]
         stack += list(getattr(e, "exceptions", ()) or ())
     return None
+
+
+def find_environment_error(exc: BaseException) -> EnvironmentCodeError | None:
+    """The EnvironmentCodeError in `exc`'s cause/context chain, if any."""
+    return find_in_chain(exc, EnvironmentCodeError)
 
 
 # ---------------------------------------------------------------------------- data
@@ -278,6 +285,8 @@ class Adapter(ABC):
     api: Api
     env_id: str
     source: str | None  # the environment module's file
+    _weights: dict[str, float]  # reward function name -> weight, set by the subclass
+    _metrics: list[str]  # logged signals that are not part of the reward
 
     @property
     @abstractmethod
@@ -290,10 +299,15 @@ class Adapter(ABC):
         """Whether the model is offered tools (native OpenAI tool calls)."""
 
     @property
+    @abstractmethod
+    def offline_scorable(self) -> bool:
+        """Whether a reply generated elsewhere (by TRL) can be scored without running the
+        environment's own loop: single-turn, no tools, no per-episode setup."""
+
+    @property
     def needs_server(self) -> bool:
-        """Whether episodes must run the environment's loop against a server (no offline
-        scoring of a reply generated elsewhere)."""
-        return self.multi_turn or self.uses_tools
+        """Whether episodes must run the environment's loop against a server."""
+        return not self.offline_scorable
 
     @property
     def agents(self) -> list[str]:
@@ -301,14 +315,14 @@ class Adapter(ABC):
         return ["agent"]
 
     @property
-    @abstractmethod
     def reward_weights(self) -> dict[str, float]:
         """Reward function name -> weight; the environment's total is the weighted sum."""
+        return dict(self._weights)
 
     @property
-    @abstractmethod
     def metric_names(self) -> list[str]:
         """Logged signals that are not part of the reward."""
+        return list(self._metrics)
 
     @abstractmethod
     def rows(self) -> list[Row]: ...

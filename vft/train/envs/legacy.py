@@ -183,18 +183,6 @@ class LegacyAdapter(Adapter):
             and type(env).get_prompt_messages is vf.MultiTurnEnv.get_prompt_messages
         )
 
-    @property
-    def needs_server(self) -> bool:
-        return not self.offline_scorable
-
-    @property
-    def reward_weights(self) -> dict[str, float]:
-        return dict(self._weights)
-
-    @property
-    def metric_names(self) -> list[str]:
-        return list(self._metrics)
-
     def accepted_args(self) -> list[str] | None:
         sig = inspect.signature(self._load)
         if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):

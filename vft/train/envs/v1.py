@@ -199,18 +199,6 @@ class V1Adapter(Adapter):
             and t.finalize is vf.Task.finalize
         )
 
-    @property
-    def needs_server(self) -> bool:
-        return not self.offline_scorable
-
-    @property
-    def reward_weights(self) -> dict[str, float]:
-        return dict(self._weights)
-
-    @property
-    def metric_names(self) -> list[str]:
-        return list(self._metrics)
-
     def accepted_args(self) -> list[str] | None:
         fields = type(self.taskset.config).model_fields
         return [n for n in fields if n != "id"]
