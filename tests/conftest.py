@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+# torch's cpp_extension imports setuptools, whose distutils shim asserts it loaded first;
+# once any earlier test has imported the stdlib's distutils it would fail mid-run
+os.environ.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
+
 from vft.core.plan import Plan, Process
 from vft.core.runs.folders import Attempt, run_folder
 

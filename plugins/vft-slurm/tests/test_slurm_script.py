@@ -119,7 +119,7 @@ def test_plan_shows_the_batch_script(tmp_path):
     assert "--ntasks-per-node=1" in srun and "--kill-on-bad-exit=1" in srun
     assert "--cpus-per-task=16" in srun
     assert (
-        "bash -c 'exec /shared/envs/vft/bin/python -m vft.core.node \"$VFT_RUN_DIR\" "
+        'bash -c \'exec /shared/envs/vft/bin/python -m vft.core.node "$VFT_RUN_DIR" '
         '--node-rank "$SLURM_NODEID" --addresses "$VFT_NODE_ADDRESSES"\'' in srun
     )
 

@@ -60,10 +60,15 @@ def choose_weight_sync(
     return WeightSync(want)
 
 
+def loads_tiny_model(recipe: Recipe, server: InferenceServer) -> bool:
+    """Whether the server loads the offline tiny model (vLLM does; a test engine does not)."""
+    return recipe.model.name == TINY_MODEL and server.name == "vllm"
+
+
 def setup_steps(recipe: Recipe, server: InferenceServer, served: bool) -> tuple[SetupStep, ...]:
     """Steps each node runs before its processes: the offline tiny model, when a vLLM server
     must load it from the run folder (the trainer builds it itself otherwise)."""
-    if recipe.model.name != TINY_MODEL or not served or server.name != "vllm":
+    if not served or not loads_tiny_model(recipe, server):
         return ()
     argv = ("python", "-m", "vft.train.tiny", TINY_MODEL_DIR)
     return (SetupStep("initial-model", 0, argv, {"PYTHONUNBUFFERED": "1"}),)
@@ -79,8 +84,9 @@ def server_part(
     start: int,
     headless: bool,
     sync: WeightSync | None,
+    server: InferenceServer,
 ) -> ServerPart:
-    tiny = recipe.model.name == TINY_MODEL
+    tiny = loads_tiny_model(recipe, server)  # served from the folder the setup step fills
     return ServerPart(
         model=TINY_MODEL_DIR if tiny else recipe.model.name,
         served_model_name=TINY_MODEL if tiny else None,

