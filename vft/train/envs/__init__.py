@@ -124,9 +124,39 @@ def find_module(env_id: str) -> ModuleType:
         except Exception as exc:
             origin = spec.origin or ""
             roots = [str(Path(origin).parent)] if origin else []
+            unsupported = _unsupported_verifiers(exc)
+            if unsupported is not None:
+                raise EnvironmentCodeError(
+                    env_id, RuntimeError(unsupported), location(exc, roots)
+                ) from exc
             raise EnvironmentCodeError(env_id, exc, location(exc, roots)) from exc
     raise EnvironmentNotFound(
         f"environment {env_id!r} is not installed (no module {' or '.join(tried)})"
+    )
+
+
+def _unsupported_verifiers(exc: BaseException) -> str | None:
+    """Why the installed verifiers cannot run an environment, when that is the failure: the
+    classic API (`vf.SingleTurnEnv`, ...) left in 0.4, `verifiers.v1` arrived in 0.3."""
+    from importlib import metadata
+
+    from vft.core.planning.environments import VERIFIERS_RANGE
+
+    text = str(exc)
+    classic_gone = isinstance(exc, AttributeError) and "module 'verifiers' has no" in text
+    v1_missing = isinstance(exc, ModuleNotFoundError) and (exc.name or "").startswith(
+        "verifiers.v1"
+    )
+    if not (classic_gone or v1_missing):
+        return None
+    try:
+        have = metadata.version("verifiers")
+    except metadata.PackageNotFoundError:
+        have = "none"
+    api = "the classic API (import verifiers as vf)" if classic_gone else "verifiers.v1"
+    return (
+        f"it uses {api}, which the installed verifiers {have} does not ship ({text}); "
+        f"vft runs both APIs with verifiers {VERIFIERS_RANGE}: pip install 'verifiers{VERIFIERS_RANGE}'"
     )
 
 
