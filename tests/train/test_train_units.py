@@ -133,7 +133,10 @@ def test_trainer_entry_without_a_plan_exits_2(tmp_path):
 
 
 def test_reward_weights_and_eval_batch_reach_grpo_config():
-    plan = plan_dict("smoke.toml", "trainer.eval_steps=2")
+    # the smoke environment has no eval split (vft plan refuses eval_steps for it): plan
+    # without loading the environment, to see only what reaches GRPOConfig
+    prepared = prepare(EXAMPLES / "smoke.toml", ("trainer.eval_steps=2",), check_paths=False)
+    plan = Plan.from_json(prepared.plan.to_json())
     kw = grpo_kwargs(plan, "/r", {}, reward_weights=[1.0, 0.2, 0.0])
     assert kw["reward_weights"] == [1.0, 0.2, 0.0]
     assert kw["eval_strategy"] == "steps" and kw["eval_steps"] == 2
