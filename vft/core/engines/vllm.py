@@ -44,22 +44,33 @@ class VllmServer(InferenceServer):
         """One engine on the CPU: float32 (exact logprobs), a bounded KV cache."""
         opts = part.options
         kv = int((opts.kv_cache_gib or CPU_KV_CACHE_GIB) * 2**30)
+        argv = self._head(part)
+        argv += ["--dtype", "float32", "--kv-cache-memory-bytes", str(kv)]
+        argv += ["--logprobs-mode", "processed_logprobs"]
+        return argv + self._tail(part)
+
+    def _head(self, part: ServerPart) -> list[str]:
         argv = ["vllm", "serve", part.model, "--host", "0.0.0.0", "--port", str(part.port)]
         if part.served_model_name:
             argv += ["--served-model-name", part.served_model_name]
-        argv += ["--dtype", "float32", "--kv-cache-memory-bytes", str(kv)]
-        argv += ["--logprobs-mode", "processed_logprobs"]
-        if opts.enforce_eager:
-            argv.append("--enforce-eager")
+        return argv
+
+    def _tail(self, part: ServerPart) -> list[str]:
+        """Flags every server of a plan shares: eager mode, context, the sync transport."""
+        opts = part.options
+        argv = ["--enforce-eager"] if opts.enforce_eager else []
         if opts.max_model_len:
             argv += ["--max-model-len", str(opts.max_model_len)]
         if part.weight_sync == "files":
             argv += ["--worker-extension-cls", FILE_SYNC_EXTENSION]
+        elif part.device != "cpu":
+            transfer = json.dumps({"backend": "nccl"}, separators=(",", ":"))
+            argv += ["--weight-transfer-config", transfer]
         return argv + list(opts.extra_args)
 
     def _gpu_command(self, part: ServerPart) -> list[str]:
         opts = part.options
-        argv = ["vllm", "serve", part.model, "--host", "0.0.0.0", "--port", str(part.port)]
+        argv = self._head(part)
         argv += ["--tensor-parallel-size", str(part.tensor_parallel)]
         argv += ["--data-parallel-size", str(part.data_parallel)]
         if part.multi_node:
@@ -76,16 +87,7 @@ class VllmServer(InferenceServer):
             if part.headless:
                 argv.append("--headless")
         argv += ["--gpu-memory-utilization", f"{opts.gpu_memory_utilization:g}"]
-        if opts.enforce_eager:
-            argv.append("--enforce-eager")
-        if opts.max_model_len:
-            argv += ["--max-model-len", str(opts.max_model_len)]
-        if part.weight_sync == "files":
-            argv += ["--worker-extension-cls", FILE_SYNC_EXTENSION]
-        else:
-            transfer = json.dumps({"backend": "nccl"}, separators=(",", ":"))
-            argv += ["--weight-transfer-config", transfer]
-        return argv + list(opts.extra_args)
+        return argv + self._tail(part)
 
 
 @hookimpl
