@@ -28,6 +28,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal, TypeVar
 
 Api = Literal["legacy", "v1"]
@@ -287,6 +288,12 @@ class Adapter(ABC):
     source: str | None  # the environment module's file
     _weights: dict[str, float]  # reward function name -> weight, set by the subclass
     _metrics: list[str]  # logged signals that are not part of the reward
+
+    def __init__(self, env_id: str, module: ModuleType, args: dict[str, Any]) -> None:
+        self.env_id = env_id
+        self.module = module
+        self.source = getattr(module, "__file__", None)
+        self.args = dict(args)
 
     @property
     @abstractmethod

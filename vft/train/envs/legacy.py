@@ -53,11 +53,8 @@ class LegacyAdapter(Adapter):
     def __init__(self, env_id: str, module: ModuleType, args: dict[str, Any]) -> None:
         import verifiers as vf
 
+        super().__init__(env_id, module, args)
         self.vf = vf
-        self.env_id = env_id
-        self.module = module
-        self.source = getattr(module, "__file__", None)
-        self.args = dict(args)
         load = getattr(module, "load_environment", None)
         if not callable(load):
             raise TypeError(f"{module.__name__} has no load_environment()")

@@ -101,11 +101,8 @@ class V1Adapter(Adapter):
     def __init__(self, env_id: str, module: ModuleType, args: dict[str, Any]) -> None:
         import verifiers.v1 as vf
 
+        super().__init__(env_id, module, args)
         self.vf = vf
-        self.env_id = env_id
-        self.module = module
-        self.source = getattr(module, "__file__", None)
-        self.args = dict(args)
         # v1 imports a taskset by its id: make the id name this very module
         self.taskset_id = module.__name__.rsplit(".", 1)[-1]
         if sys.modules.get(self.taskset_id) is not module:
