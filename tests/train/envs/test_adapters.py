@@ -272,12 +272,9 @@ def test_a_dead_server_is_a_server_error_not_an_environment_one():
 
 @pytest.mark.slow
 def test_v1_toolset_episode_through_its_harness(_packages):
-    """The taskset's own loop: v1's `null` harness program (run through uv) calls the
-    server, the tool server runs the tool, the runtime-dependent reward reads its file."""
-    import shutil
-
-    if shutil.which("uv") is None and not Path.home().joinpath(".local/bin/uv").exists():
-        pytest.skip("v1 harness programs run through uv")
+    """The taskset's own loop: v1's `null` harness program (on the trainer's Python, no
+    uv) calls the server, the tool server runs the tool, the runtime-dependent reward
+    reads its file."""
     a = load("vfx_adder", {"num_tasks": 1})
     row = a.rows()[0]  # 3 + 4
 

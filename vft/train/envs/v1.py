@@ -5,7 +5,7 @@ environment (the taskset's own `Env` subclass, else `SingleAgentEnv`); its tasks
 `list(env.taskset)`. An episode is `env.run_episode(task, vf.ModelContext(...))` inside
 `env.serving()`: the taskset's harness (its bundled one, else `null`, the plain chat loop
 with the taskset's tools over MCP) runs in a local subprocess runtime against an
-OpenAI-compatible endpoint. A plain single-turn task (no tools, no runtime-dependent
+OpenAI-compatible endpoint, its program on the trainer's Python (v1_programs.py). A plain single-turn task (no tools, no runtime-dependent
 signal, no setup/finalize) can also be scored offline: a reply generated elsewhere goes
 on a `vf.Trace` built from `vf.TraceTask`, `vf.AgentInfo`, `vf.MessageNode` and
 `vf.Message`, then `task.score(trace)`.
@@ -101,7 +101,10 @@ class V1Adapter(Adapter):
     def __init__(self, env_id: str, module: ModuleType, args: dict[str, Any]) -> None:
         import verifiers.v1 as vf
 
+        from vft.train.envs.v1_programs import run_programs_here
+
         super().__init__(env_id, module, args)
+        run_programs_here()  # a harness program never downloads uv or its packages
         self.vf = vf
         # v1 imports a taskset by its id: make the id name this very module
         self.taskset_id = module.__name__.rsplit(".", 1)[-1]
