@@ -46,15 +46,17 @@ def prepare(
     check_paths: bool = True,
     choose_ports: bool = False,
     ports: Mapping[str, int] | None = None,
+    base_dir: Path | None = None,
 ) -> Prepared:
     """Load, check and plan a recipe for one backend; every failure is a one-line UserError.
 
     With `choose_ports` (a run, not a look), the backend moves ports already taken where
     the run will bind them, before the one planning; `ports` pins some ports outright.
+    `base_dir`: where the recipe's relative paths start, when not its file's folder.
     """
     from vft.core.plugins.registry import registry
 
-    recipe = load_recipe(recipe_path, overrides)
+    recipe = load_recipe(recipe_path, overrides, base_dir=base_dir)
     reg = registry()
     backend = reg.backend(backend_name)
     server = reg.server(recipe.inference.engine)
@@ -130,14 +132,16 @@ def _user_accelerate_config(recipe: Recipe) -> str | None:
     ds = recipe.trainer.deepspeed
     if ds in ("zero2", "zero3"):
         return None
-    path = Path(ds)
+    path = recipe.path(ds)
     if path.suffix not in (".yaml", ".yml", ".json"):
         raise RecipeError(
             "trainer.deepspeed",
             f"{ds!r} is not allowed: use zero2, zero3, or a path to an accelerate config (.yaml)",
         )
     if not path.is_file():
-        raise RecipeError("trainer.deepspeed", f"accelerate config {ds!r} does not exist")
+        raise RecipeError(
+            "trainer.deepspeed", f"accelerate config {ds!r} does not exist ({_from(recipe)})"
+        )
     return path.read_text()
 
 
@@ -149,7 +153,8 @@ def environment_facts(recipe: Recipe) -> tuple[EnvironmentFacts | None, str | No
     (installed only where the run goes), with a note when it needs the network to load
     (a hub dataset on an offline machine): the run's machine loads it, unchecked here."""
     env = recipe.environment
-    key = _facts_key(env.id, dict(env.args), tuple(env.install))
+    install = tuple(str(recipe.path(item)) for item in env.install)
+    key = _facts_key(env.id, dict(env.args), install)
     cached = _facts_cache() / f"{key}.json" if key else None
     if cached is not None and cached.is_file():
         with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -159,7 +164,7 @@ def environment_facts(recipe: Recipe) -> tuple[EnvironmentFacts | None, str | No
             return EnvironmentFacts.from_dict(data), None
     facts, note = None, None
     try:
-        facts = describe_environment(env.id, env.args, install=env.install)
+        facts = describe_environment(env.id, env.args, install=install)
     except PlanError as exc:
         if not any(sign in exc.message for sign in OFFLINE_SIGNS):
             raise
@@ -208,18 +213,21 @@ def _facts_key(env_id: str, args: dict[str, Any], install: tuple[str, ...]) -> s
 def check_recipe_paths(recipe: Recipe, *, remote: bool = False) -> None:
     """Paths the recipe names must exist now, not after the GPUs are paid for."""
     script = recipe.trainer.script
-    if script and not Path(script).is_file():
-        raise PlanError(
-            f"trainer.script: {script!r} does not exist (paths are relative to {Path.cwd().name}/)"
-        )
+    if script and not recipe.path(script).is_file():
+        raise PlanError(f"trainer.script: {script!r} does not exist ({_from(recipe)})")
     for item in recipe.environment.install:
-        p = Path(item)
+        p = recipe.path(item)
         if not (p / "pyproject.toml").is_file() and not (p / "setup.py").is_file():
             raise PlanError(
                 f"environment.install: {item!r} is not a Python package folder "
-                "(it needs a pyproject.toml); paths are relative to the current directory"
+                f"(it needs a pyproject.toml; {_from(recipe)})"
             )
     check_environment(recipe, remote=remote)
+
+
+def _from(recipe: Recipe) -> str:
+    """Where relative paths start, said in an error line."""
+    return f"relative paths start from the recipe's folder, {recipe.base_dir}"
 
 
 @dataclass(frozen=True)
@@ -239,6 +247,7 @@ def launch(
     force: bool = False,
     note: Callable[[str], None] = print,
     show: Callable[[Plan, Backend], None] | None = None,
+    base_dir: Path | None = None,
 ) -> Launched:
     """`vft run`: plan once, preflight, a new attempt folder, then the backend runs it.
 
@@ -246,7 +255,7 @@ def launch(
     """
     from vft.core.runs import RunStatus, run_folder
 
-    prepared = prepare(recipe_path, overrides, backend_name, choose_ports=True)
+    prepared = prepare(recipe_path, overrides, backend_name, choose_ports=True, base_dir=base_dir)
     impl, the_plan = prepared.backend, prepared.plan
     if detach:
         impl.capabilities.require(backend_name, "detach", "--detach")

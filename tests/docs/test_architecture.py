@@ -66,7 +66,8 @@ def test_example_plans_keep_every_key_of_the_contract(golden, monkeypatch):
     """Plan JSON v1 of every example recipe: as recorded, plus added keys only.
 
     Regenerate after a deliberate change to an example recipe or the planner's output:
-    `vft plan examples/recipes/R.toml -b B --json > tests/fixtures/plans/R-B.json`."""
+    `vft plan examples/recipes/R.toml -b B --json > tests/fixtures/plans/R-B.json`, then
+    delete `run.workdir` (the recipe's folder on this machine) from the file."""
     recipe, backend = golden.stem.rsplit("-", 1)
     monkeypatch.chdir(ROOT)
     plan = prepare(ROOT / "examples" / "recipes" / f"{recipe}.toml", (), backend).plan
@@ -75,5 +76,7 @@ def test_example_plans_keep_every_key_of_the_contract(golden, monkeypatch):
     # display only, and they depend on the machine (whether the environment loads here)
     recorded.pop("warnings")
     recorded["trainer"]["environment"].pop("summary")
+    assert "workdir" not in recorded["run"]
+    assert data["run"]["workdir"] == str(ROOT / "examples" / "recipes")
     _contained(recorded, data)
     assert Plan.from_dict(data) == plan

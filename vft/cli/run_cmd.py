@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -53,8 +54,10 @@ def run_command(
     from vft.core.resources import smoke_recipe_file
     from vft.launch import launch
 
+    base_dir = None
     if recipe is None:
         recipe = str(smoke_recipe_file())
+        base_dir = Path.cwd()  # the shipped recipe names no path; its processes run here
         _note(f"no RECIPE given: running the CPU smoke recipe {recipe}")
 
     done = launch(
@@ -66,6 +69,7 @@ def run_command(
         force=force,
         note=_note,
         show=lambda plan, impl: show_plan(plan, impl.describe(plan)),
+        base_dir=base_dir,
     )
     plan, attempt, code = done.plan, done.attempt, done.exit_code
     if dry_run:

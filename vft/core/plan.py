@@ -31,7 +31,7 @@ from typing import Any
 
 PLAN_VERSION = 1
 #: minor revisions of version 1: keys were added, none removed or changed
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 PLACEHOLDER = re.compile(r"\{\{(run_dir|node_rank|node_(addr|host):(\d+))\}\}")
 
 
@@ -183,6 +183,9 @@ class RunSettings:
     ready_timeout_s: float
     trainer_start: TrainerStart
     stop_grace_s: float
+    # the folder the recipe's relative paths start from (its file's folder), on the node:
+    # the processes run there; "" = wherever the node was started (plans before 1.2)
+    workdir: str = ""
 
 
 @dataclass(frozen=True)
@@ -306,6 +309,10 @@ class Plan:
     @property
     def is_cpu(self) -> bool:
         return self.gpu_type is None
+
+    def path(self, item: str) -> str:
+        """A path the recipe named (environment.install, ...), from the recipe's folder."""
+        return os.path.join(self.run.workdir, os.path.expanduser(item))
 
     def processes_on(self, node: int) -> tuple[Process, ...]:
         return tuple(p for p in self.processes if p.node == node)

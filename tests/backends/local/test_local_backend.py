@@ -151,7 +151,12 @@ def test_outputs_ls_and_get(proc, make_plan, new_attempt, output_dir, tmp_path):
     assert not (dest / "logs").exists()
 
 
-def test_install_skips_a_package_already_installed_from_that_path(tmp_path):
+def test_install_skips_a_package_already_installed_from_that_path(tmp_path, monkeypatch):
+    """Never reinstalls the checkout into the test environment: the install cache is a
+    fresh file here, so an edit to pyproject.toml since an earlier run does not count."""
+    from vft.core.node import install as install_module
+
+    monkeypatch.setattr(install_module, "_cache_path", lambda: tmp_path / "cache.json")
     assert installed_from(REPO) == "vft"  # the checkout is installed editable
     started = time.monotonic()
     notes = install([str(REPO)], tmp_path / "install.log")

@@ -23,6 +23,7 @@ from vft.backends.modal.spec import (
     PROJECT_ROOT,
     REMOTE_INSTALL,
     REMOTE_ROOT,
+    REMOTE_WORK,
     function_spec,
     requirements,
 )
@@ -139,7 +140,8 @@ def test_image_install_steps_and_pins(recipe: Path) -> None:
         assert pin in deps, pin
     assert "COPY --from=ghcr.io/astral-sh/uv:0.13.8 /uv /.uv/uv" in commands
     assert any(c.startswith("ENV PYTHONPATH=/opt/vft") for c in commands)
-    assert f"WORKDIR {REMOTE_ROOT}" in commands or f"WORKDIR {REMOTE_ROOT}/" in commands
+    # processes start in the recipe's folder (examples/recipes/, not the project root)
+    assert f"WORKDIR {REMOTE_WORK}" in commands
     # the recipe's environment.install packages are copied in and installed, in that order
     installs = [f"{REMOTE_INSTALL}/{i}-{Path(p).name}" for i, p in enumerate(plan.install)]
     if installs:

@@ -8,6 +8,7 @@ since every check here fails (or passes) before Modal's servers would be asked.
 from __future__ import annotations
 
 import os
+import posixpath
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from vft.backends.modal import preflight
-from vft.backends.modal.spec import PROJECT_ROOT, REMOTE_WORK, function_spec
+from vft.backends.modal.spec import PROJECT_ROOT, REMOTE_WORK, function_spec, plan_in_container
 from vft.core.errors import PreflightError
 from vft.launch import prepare
 from vft.testing import write_user_project
@@ -146,20 +147,38 @@ def test_missing_secret_says_the_exact_command() -> None:
     assert "modal secret create my-s3 KEY=VALUE" in preflight.missing_secret("my-s3")
 
 
-def test_a_script_outside_what_is_sent_is_refused(project: Path, monkeypatch) -> None:
-    monkeypatch.chdir(project)
+def test_a_script_is_sent_where_the_plan_expects_it(project: Path, tmp_path_factory) -> None:
+    """The script's path starts from the recipe's folder; the container gets it at the
+    same place from its working folder, so the plan's argv holds there unchanged."""
     (project / "train.py").write_text("print('hi')\n")
-    plan = prepare("r.toml", ('trainer.script="train.py"',), "modal").plan
-    with pytest.raises(PreflightError, match=r"trainer.script: 'train.py' is not sent to Modal"):
-        preflight.check_paths(plan, function_spec(plan))
-    (project / "examples").mkdir()
-    (project / "examples" / "train.py").write_text("print('hi')\n")
-    plan = prepare("r.toml", ('trainer.script="examples/train.py"',), "modal").plan
+    plan = prepare(project / "r.toml", ('trainer.script="train.py"',), "modal").plan
     spec = function_spec(plan)
     preflight.check_paths(plan, spec)
-    # run from the user's folder: its examples/ and environments/ go to the working dir
     assert spec.image.workdir == REMOTE_WORK
+    assert (str(project / "train.py"), f"{REMOTE_WORK}/train.py") in spec.image.code
+    # beside the recipe's folder: sent one folder up from the working folder
+    (project / "sub").mkdir()
+    text = (project / "r.toml").read_text()
+    (project / "sub" / "r.toml").write_text(text.replace('"environments/', '"../environments/'))
+    plan = prepare(project / "sub" / "r.toml", ('trainer.script="../train.py"',), "modal").plan
+    spec = function_spec(plan)
+    preflight.check_paths(plan, spec)
+    remote = posixpath.normpath(f"{REMOTE_WORK}/../train.py")
+    assert (str(project / "train.py"), remote) in spec.image.code
+    assert plan_in_container(plan, spec).run.workdir == REMOTE_WORK
+    # inside a folder that is sent anyway: not sent twice
+    (project / "examples").mkdir()
+    (project / "examples" / "train.py").write_text("print('hi')\n")
+    plan = prepare(project / "r.toml", ('trainer.script="examples/train.py"',), "modal").plan
+    spec = function_spec(plan)
     assert (str(project / "examples"), f"{REMOTE_WORK}/examples") in spec.image.code
+    assert not any(dst.endswith("examples/train.py") for _, dst in spec.image.code)
+    # an absolute path has no place in the container
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "train.py"
+    elsewhere.write_text("print('hi')\n")
+    plan = prepare(project / "r.toml", (f'trainer.script="{elsewhere}"',), "modal").plan
+    with pytest.raises(PreflightError, match=r"trainer.script: '/.*' is not sent to Modal"):
+        preflight.check_paths(plan, function_spec(plan))
 
 
 def test_bad_backend_options_are_one_line(project: Path) -> None:

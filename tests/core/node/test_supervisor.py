@@ -271,3 +271,38 @@ def test_pid_records_match_real_processes(proc, make_plan, new_attempt, port):
     assert node["supervisor_pid"] == me.pid
     for info in node["processes"].values():
         assert info["pgid"] == info["pid"] and info["exit_code"] is not None
+
+
+def test_processes_start_in_the_recipes_folder(proc, make_plan, new_attempt, tmp_path):
+    """`run.workdir` (the recipe's folder): relative paths in argv start there, whatever
+    folder the node itself was started from."""
+    from dataclasses import replace
+
+    folder = tmp_path / "project"
+    (folder / "bin").mkdir(parents=True)
+    (folder / "where.py").write_text(
+        "import os, time; print('cwd=' + os.getcwd(), flush=True); time.sleep(1)\n"
+    )
+    tool = folder / "bin" / "tool"
+    tool.write_text("#!/bin/sh\necho tool-ran\nexec sleep 30\n")
+    tool.chmod(0o755)
+    trainer = proc("trainer", "trainer.py")
+    plan = make_plan(
+        replace(trainer, argv=(trainer.argv[0], "where.py")),
+        replace(trainer, name="tool", role="inference", argv=("bin/tool",)),
+        workdir=str(folder),
+    )
+    attempt = new_attempt(plan)
+    assert run(plan, attempt) == 0
+    assert f"cwd={folder}" in attempt.log_path("trainer").read_text()
+    assert "tool-ran" in attempt.log_path("tool").read_text()
+
+
+def test_a_workdir_missing_on_the_node_is_refused_before_anything_starts(
+    proc, make_plan, new_attempt, tmp_path
+):
+    from vft.core.errors import UserError
+
+    plan = make_plan(proc("trainer", "trainer.py"), workdir=str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match="is not a folder here"):
+        run(plan, new_attempt(plan))

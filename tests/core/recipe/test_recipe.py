@@ -118,3 +118,44 @@ def test_invalid_toml(tmp_path):
     (tmp_path / "r.toml").write_text("name = \n")
     with pytest.raises(RecipeError, match="not valid TOML"):
         load_recipe(tmp_path / "r.toml")
+
+
+def test_paths_start_from_the_recipes_folder_not_the_working_directory(tmp_path, monkeypatch):
+    """As in compose files: the same recipe means the same from any working directory."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "r.toml").write_text(
+        'name = "p"\n[model]\nname = "m"\n[environment]\nid = "gsm8k"\n'
+        'install = ["envs/e"]\n[resources]\ngpus = "cpu"\n'
+        '[trainer]\nscript = "train.py"\nresume_from_checkpoint = "ckpts/checkpoint-4"\n'
+        '[run]\noutput_dir = "runs"\n'
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    r = load_recipe(Path("..") / "project" / "r.toml")
+    assert r.base_dir == folder
+    assert r.run.output_dir == str(folder / "runs")
+    assert r.trainer.resume_from_checkpoint == str(folder / "ckpts" / "checkpoint-4")
+    assert r.path(r.trainer.script) == folder / "train.py"
+    assert r.environment.install == ["envs/e"]  # as written; resolved where it is used
+    assert r.path("/abs/x") == Path("/abs/x")
+    # --set values are paths of the recipe too; "latest" and the default are not paths
+    r = load_recipe(
+        folder / "r.toml", ["run.output_dir=o", "trainer.resume_from_checkpoint=latest"]
+    )
+    assert r.run.output_dir == str(folder / "o")
+    assert r.trainer.resume_from_checkpoint == "latest"
+    (folder / "d.toml").write_text(
+        'name = "p"\n[model]\nname = "m"\n[environment]\nid = "gsm8k"\n[resources]\ngpus = "cpu"\n'
+    )
+    assert load_recipe(folder / "d.toml").run.output_dir == "outputs"
+    # a recipe built in memory starts from the working directory
+    assert recipe_from_dict(recipe_dict()).base_dir == elsewhere
+
+
+def test_a_recipe_that_is_not_utf8_is_one_line(tmp_path):
+    bad = tmp_path / "r.toml"
+    bad.write_bytes(b'name = "\xff\xfe"\n')
+    with pytest.raises(RecipeError, match="not UTF-8 text"):
+        load_recipe(bad)

@@ -71,7 +71,9 @@ class LocalBackend(Backend):
         from vft.core.node.install import install
 
         attempt = Attempt(attempt.path.resolve())
-        for note in install(plan.install, attempt.log_path("install")):
+        for note in install(
+            [plan.path(item) for item in plan.install], attempt.log_path("install")
+        ):
             print(f"vft: {note}", file=sys.stderr)
         if not detach:
             return start_node(attempt.path)

@@ -9,7 +9,12 @@ from typing import Any
 
 from vft.backends.modal import remote
 from vft.backends.modal.app import build_app
-from vft.backends.modal.spec import FunctionSpec, function_spec, remote_run_dir
+from vft.backends.modal.spec import (
+    FunctionSpec,
+    function_spec,
+    plan_in_container,
+    remote_run_dir,
+)
 from vft.core.errors import UserError
 from vft.core.plan import Plan
 from vft.core.runs.folders import ATTEMPT, Attempt, RunStatus
@@ -50,7 +55,7 @@ def launch(plan: Plan, attempt: Attempt, *, detach: bool, spec: FunctionSpec | N
     try:
         app, function = build_app(spec)
         with remote.modal_errors(), modal.enable_output(), app.run(detach=detach):
-            call = function.spawn(plan.to_json(), run_dir)
+            call = function.spawn(plan_in_container(plan, spec).to_json(), run_dir)
             record |= {
                 "app_id": app.app_id,
                 "function_call_id": call.object_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vft.backends.modal.spec import USER_DIRS, FunctionSpec
+from vft.backends.modal.spec import FunctionSpec, remote_script
 from vft.core.errors import PreflightError
 from vft.core.plan import Plan
 
@@ -82,13 +82,11 @@ def check_gpus(plan: Plan) -> None:
 def check_paths(plan: Plan, spec: FunctionSpec) -> None:
     """Every path the plan runs must be inside what the container receives."""
     script = plan.trainer.script
-    if script:
-        p = Path(script)
-        if p.is_absolute() or not p.parts or p.parts[0] not in USER_DIRS:
-            raise PreflightError(
-                f"trainer.script: {script!r} is not sent to Modal; put it under "
-                f"{', '.join(d + '/' for d in USER_DIRS)} and use a relative path"
-            )
+    if script and remote_script(plan, spec.image.workdir) is None:
+        raise PreflightError(
+            f"trainer.script: {script!r} is not sent to Modal; use a path relative to the "
+            "recipe's folder, beside it or a folder or two up"
+        )
     for item, local, _ in spec.image.installs:
         if (
             not (Path(local) / "pyproject.toml").is_file()

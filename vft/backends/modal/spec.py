@@ -6,10 +6,11 @@ turn the same data into real Modal objects, so what is shown is what is built.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,10 +105,11 @@ class FunctionSpec:
 def function_spec(
     plan: Plan, *, project_root: Path | None = None, workdir: Path | None = None
 ) -> FunctionSpec:
-    """The function for `plan`; `workdir` is where the recipe's relative paths start (cwd)."""
+    """The function for `plan`; `workdir` is where the recipe's relative paths start (the
+    recipe's folder, `plan.run.workdir`)."""
     opts = plan.backend_options
     root = (project_root or PROJECT_ROOT).resolve()
-    work = (workdir or Path.cwd()).resolve()
+    work = (workdir or Path(plan.run.workdir or ".")).resolve()
     cpu, memory = _size(plan, opts)
     return FunctionSpec(
         app_name=opts.get("app_name") or f"vft-{plan.name}",
@@ -122,6 +124,12 @@ def function_spec(
     )
 
 
+def plan_in_container(plan: Plan, spec: FunctionSpec) -> Plan:
+    """The plan as the containers run it: the recipe's folder is the image's workdir,
+    where its `USER_DIRS` were copied."""
+    return replace(plan, run=replace(plan.run, workdir=spec.image.workdir))
+
+
 def image_spec(plan: Plan, root: Path, work: Path) -> ImageSpec:
     opts = plan.backend_options
     code = [(str(root / d), f"{REMOTE_ROOT}/{d}") for d in CODE_DIRS if (root / d).is_dir()]
@@ -131,6 +139,12 @@ def image_spec(plan: Plan, root: Path, work: Path) -> ImageSpec:
     if work != root:
         workdir = REMOTE_WORK
         code += [(str(work / d), f"{REMOTE_WORK}/{d}") for d in USER_DIRS if (work / d).is_dir()]
+    script = remote_script(plan, workdir)
+    local = work / (plan.trainer.script or "")
+    # sent alone, unless a folder that is sent holds it
+    sent = script is None or any(script.startswith(dst + "/") for _, dst in code)
+    if script is not None and local.is_file() and not sent:
+        code.append((str(local.resolve()), script))
     installs = []
     for i, item in enumerate(plan.install):
         local = (work / item).resolve()
@@ -145,6 +159,21 @@ def image_spec(plan: Plan, root: Path, work: Path) -> ImageSpec:
         code=tuple(code),
         workdir=workdir,
     )
+
+
+def remote_script(plan: Plan, workdir: str) -> str | None:
+    """Where `trainer.script` lies in the container: the same path from the workdir as
+    from the recipe's folder here (so the plan's argv holds unchanged); None when that
+    leaves /opt/, or lands in vft's own folders, or there is no script."""
+    script = plan.trainer.script
+    if not script or Path(script).is_absolute():
+        return None
+    remote = posixpath.normpath(posixpath.join(workdir, Path(script).as_posix()))
+    if not remote.startswith("/opt/") or any(
+        remote.startswith(d + "/") for d in (REMOTE_INSTALL, f"{REMOTE_ROOT}/vft")
+    ):
+        return None
+    return remote
 
 
 def requirements(root: Path) -> list[str]:

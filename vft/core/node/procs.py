@@ -25,10 +25,12 @@ import psutil
 SUPERVISOR_ID_VAR = "VFT_SUPERVISOR_ID"
 
 
-def resolve_program(argv0: str, env: Mapping[str, str]) -> str | None:
-    """A bare name is looked up next to this Python first (its venv's bin), then on PATH."""
+def resolve_program(argv0: str, env: Mapping[str, str], cwd: str | None = None) -> str | None:
+    """A bare name is looked up next to this Python first (its venv's bin), then on PATH;
+    a relative path starts from `cwd`, where the process will run."""
     if os.sep in argv0:
-        return argv0 if os.access(argv0, os.X_OK) else None
+        path = os.path.join(cwd or "", argv0)
+        return path if os.access(path, os.X_OK) else None
     beside = Path(sys.executable).parent / argv0
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
@@ -40,7 +42,9 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def spawn(argv: list[str], env: Mapping[str, str], out_fd: int) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: list[str], env: Mapping[str, str], out_fd: int, cwd: str | None = None
+) -> subprocess.Popen[bytes]:
     """Start argv as the leader of a new session (own process group, no controlling tty).
 
     Its own session keeps a terminal's Ctrl-C away from it: vft decides how it stops.
@@ -48,6 +52,7 @@ def spawn(argv: list[str], env: Mapping[str, str], out_fd: int) -> subprocess.Po
     return subprocess.Popen(
         argv,
         env=dict(env),
+        cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=out_fd,
         stderr=out_fd,

@@ -104,6 +104,13 @@ class Supervisor:
         self.trainer_start = plan.run.trainer_start
         self.ready_timeout = plan.run.ready_timeout_s
         self.grace = plan.run.stop_grace_s
+        # processes start in the recipe's folder, where its relative paths point
+        self.workdir = plan.run.workdir or None
+        if self.workdir and not os.path.isdir(self.workdir):
+            raise ValueError(
+                f"run.workdir {self.workdir} (the recipe's folder) is not a folder here; "
+                "on several nodes it must be on a filesystem every node mounts"
+            )
         inherited = os.environ.get(SUPERVISOR_ID_VAR)
         self.marker = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.marker_value = f"{inherited},{self.marker}" if inherited else self.marker
@@ -266,7 +273,7 @@ class Supervisor:
         programs = {}
         for p in self.procs:
             env = {**os.environ, **p.env}
-            found = resolve_program(p.argv[0], env) if p.argv else None
+            found = resolve_program(p.argv[0], env, self.workdir) if p.argv else None
             if found is None:
                 where = (
                     "" if os.sep in (p.argv or ("",))[0] else " (looked beside python and on PATH)"
@@ -284,12 +291,12 @@ class Supervisor:
         (a failed step is a Failure naming it; a signal stops it and the node)."""
         name = f"setup-{step.name}"
         env = {**os.environ, **step.env, SUPERVISOR_ID_VAR: self.marker_value}
-        program = resolve_program(step.argv[0], env)
+        program = resolve_program(step.argv[0], env, self.workdir)
         if program is None:
             raise Failure(name, f"command {step.argv[0]!r} not found", EXIT_NOT_FOUND)
         read_fd, write_fd = make_pipe()
         try:
-            popen = spawn([program, *step.argv[1:]], env, write_fd)
+            popen = spawn([program, *step.argv[1:]], env, write_fd, self.workdir)
         finally:
             os.close(write_fd)
         thread = relay(name, read_fd, self.attempt.log_path(name), self.redactor, self.console)
@@ -315,7 +322,7 @@ class Supervisor:
         argv = [program, *p.argv[1:]]
         read_fd, write_fd = make_pipe()
         try:
-            popen = spawn(argv, env, write_fd)
+            popen = spawn(argv, env, write_fd, self.workdir)
         except OSError as exc:
             os.close(read_fd)
             raise Failure(p.name, f"could not start: {exc}", EXIT_NOT_FOUND) from None

@@ -162,6 +162,7 @@ def plan(recipe: Recipe, target: Target) -> Plan:
             ready_timeout_s=recipe.run.ready_timeout_s,
             trainer_start=TrainerStart(recipe.run.trainer_start),
             stop_grace_s=recipe.run.stop_grace_s,
+            workdir=str(recipe.base_dir),
         ),
         ports=chosen,
         backend_options=dict(target.backend_options),

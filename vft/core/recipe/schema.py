@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from vft.core.errors import RecipeError
 from vft.core.gpus import GpuRequest, parse_gpus
@@ -159,18 +159,48 @@ class Recipe(Section):
     backend: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="[backend.<name>] options, checked by that backend."
     )
+    _base_dir: str = PrivateAttr("")
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder the recipe's relative paths start from: its file's folder (the
+        current directory for a recipe built in memory)."""
+        return Path(self._base_dir) if self._base_dir else Path.cwd()
+
+    def path(self, item: str) -> Path:
+        """A path the recipe names (environment.install, trainer.script, ...), resolved."""
+        return self.base_dir / Path(item).expanduser()
 
 
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Read, override and validate a recipe file."""
+def load_recipe(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = (), *, base_dir: Path | None = None
+) -> Recipe:
+    """Read, override and validate a recipe file.
+
+    Relative paths in it start from the file's folder (`base_dir` instead, when given),
+    as in compose files, so a recipe means the same from any working directory. The run
+    folders (`run.output_dir`) and a resume checkpoint are made absolute here; the paths
+    the run's machines need (environment.install, trainer.script, ...) stay as written
+    and are resolved against `Recipe.base_dir` where they are used.
+    """
     p = Path(path)
     if not p.is_file():
         raise RecipeError("", f"recipe file {str(p)!r} does not exist")
     try:
-        data = tomllib.loads(p.read_text())
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RecipeError("", f"{p}: not UTF-8 text (byte {exc.start}); a recipe is TOML") from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError("", f"{p}: not valid TOML: {exc}") from None
-    return recipe_from_dict(apply_overrides(data, overrides))
+    recipe = recipe_from_dict(apply_overrides(data, overrides))
+    base = (base_dir or p.parent).resolve()
+    recipe._base_dir = str(base)
+    if "output_dir" in (data.get("run") or {}):
+        recipe.run.output_dir = str(base / Path(recipe.run.output_dir).expanduser())
+    resume = recipe.trainer.resume_from_checkpoint
+    if resume and resume != "latest":
+        recipe.trainer.resume_from_checkpoint = str(base / Path(resume).expanduser())
+    return recipe
 
 
 def recipe_from_dict(data: dict[str, Any]) -> Recipe:
