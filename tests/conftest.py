@@ -87,3 +87,12 @@ def port() -> int:
     from vft.testing import free_port
 
     return free_port()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault and fuzz suites' one-line tally (tests/reliability.py)."""
+    from tests.reliability import summary
+
+    line = summary()
+    if line is not None:
+        terminalreporter.write_line(line)

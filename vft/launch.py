@@ -24,6 +24,7 @@ from vft.core.planning.environments import check_environment, environment_source
 from vft.core.planning.planner import Target, plan, requested_ports
 from vft.core.recipe import Recipe, load_recipe
 from vft.core.resources import accelerate_templates
+from vft.core.secrets import refuse_secrets
 
 if TYPE_CHECKING:
     from vft.core.plugins.backend import Backend
@@ -57,6 +58,7 @@ def prepare(
     from vft.core.plugins.registry import registry
 
     recipe = load_recipe(recipe_path, overrides, base_dir=base_dir)
+    refuse_secrets(recipe.model_dump(mode="json"))
     reg = registry()
     backend = reg.backend(backend_name)
     server = reg.server(recipe.inference.engine)

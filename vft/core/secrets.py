@@ -74,3 +74,10 @@ class Redactor:
 def redact(text: str, env: Mapping[str, str] | None = None) -> str:
     """`text` with every secret of `env` (default: os.environ) and every `NAME=secret` hidden."""
     return Redactor(secret_values(env)).text(text)
+
+
+def refuse_secrets(recipe: Mapping[str, Any]) -> None:
+    """Raise a one-line RecipeError when a recipe (as JSON data) holds a secret value.
+
+    A recipe is shown (`vft plan`), written (plan.json) and sent (Modal); a secret has no
+    place in it and goes through the environment instead."""
