@@ -144,7 +144,9 @@ def _user_accelerate_config(recipe: Recipe) -> str | None:
         raise RecipeError(
             "trainer.deepspeed", f"accelerate config {ds!r} does not exist ({_from(recipe)})"
         )
-    return path.read_text()
+    from vft.core.recipe.accelerate import read_accelerate_config
+
+    return read_accelerate_config(path, ds)  # parsed and checked: zero_stage 0-3, ...
 
 
 def environment_facts(recipe: Recipe) -> tuple[EnvironmentFacts | None, str | None]:
@@ -224,6 +226,14 @@ def check_recipe_paths(recipe: Recipe, *, remote: bool = False) -> None:
                 f"environment.install: {item!r} is not a Python package folder "
                 f"(it needs a pyproject.toml; {_from(recipe)})"
             )
+    resume = recipe.trainer.resume_from_checkpoint
+    local_resume = resume and resume != "latest" and not remote  # remote: on the run's volume
+    if local_resume and not (Path(str(resume)) / "trainer_state.json").is_file():
+        raise PlanError(
+            f"trainer.resume_from_checkpoint: {resume!r} is not a checkpoint folder "
+            "(no trainer_state.json there); use 'latest' or an existing "
+            f"checkpoints/checkpoint-N folder ({_from(recipe)})"
+        )
     check_environment(recipe, remote=remote)
 
 
@@ -255,6 +265,7 @@ def launch(
 
     `note` receives the lines for the user; `show` prints the plan of a dry run.
     """
+    from vft.core.errors import PreflightError
     from vft.core.runs import RunStatus, run_folder
 
     prepared = prepare(recipe_path, overrides, backend_name, choose_ports=True, base_dir=base_dir)
@@ -263,14 +274,22 @@ def launch(
         impl.capabilities.require(backend_name, "detach", "--detach")
     for line in prepared.notes:
         note(line)
-    for line in impl.check(the_plan, force=force):
-        note(line)
+    would_stop = None  # a dry run starts nothing, so it shows the refusal instead
+    try:
+        for line in impl.check(the_plan, force=force):
+            note(line)
+    except PreflightError as exc:
+        if not dry_run:
+            raise
+        would_stop = exc.line()
     attempt = run_folder(the_plan.run.output_dir, the_plan.name).new_attempt(the_plan, backend_name)
     note(f"run {the_plan.name} attempt-{attempt.number}: {attempt.path}")
     if dry_run:
         if show is not None:
             show(the_plan, impl)
         attempt.update(status=RunStatus.DRY_RUN)
+        if would_stop is not None:
+            note(f"a real run would stop here: {would_stop}")
         note("dry run: nothing started")
         return Launched(the_plan, attempt, 0)
     return Launched(the_plan, attempt, impl.launch(the_plan, attempt, detach=detach))

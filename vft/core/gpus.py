@@ -51,13 +51,13 @@ class Catalog:
             if folded == amb.lower():
                 raise RecipeError(
                     "resources.gpus",
-                    f"{name!r} is ambiguous: write one of {', '.join(choices)}",
+                    f"{_shown(name)} is ambiguous: write one of {', '.join(choices)}",
                 )
         if folded in self.aliases:
             return self.types[self.aliases[folded]]
         raise RecipeError(
             "resources.gpus",
-            f"unknown GPU type {name!r}; known: {', '.join(self.types)}",
+            f"unknown GPU type {_shown(name)}; known: {', '.join(self.types)}",
         )
 
 
@@ -75,7 +75,31 @@ def catalog() -> Catalog:
     return Catalog(types, aliases, dict(data.get("ambiguous", {})))
 
 
-_COUNT = re.compile(r"^\d+$")
+#: ASCII digits only: `\d` would also take Arabic-Indic or full-width digits as a count
+_COUNT = re.compile(r"[0-9]+", re.ASCII)
+_MEMORY = re.compile(r"[0-9]+\s*gb", re.ASCII | re.IGNORECASE)
+#: the most GPUs one machine can hold, with room to spare (the largest hold 16)
+MAX_GPUS_PER_NODE = 64
+
+
+def _shown(text: str) -> str:
+    """A user's token in an error line: quoted, escaped, shortened."""
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+
+
+def _count(token: str, raw: str) -> int:
+    """The COUNT of TYPE:COUNT, refused before int() when absurd (a 10,000-digit count
+    would take int() a while and the planner all memory)."""
+    digits = token.lstrip("0") or "0"
+    if len(digits) > 4 or int(digits) > MAX_GPUS_PER_NODE:
+        raise RecipeError(
+            "resources.gpus",
+            f"count {_shown(token)} in {_shown(raw)} is too many: at most {MAX_GPUS_PER_NODE} "
+            "GPUs per node; for more, set resources.nodes",
+        )
+    if int(digits) < 1:
+        raise RecipeError("resources.gpus", f"count in {_shown(raw)} must be at least 1")
+    return int(digits)
 
 
 def parse_gpus(text: str) -> GpuRequest:
@@ -90,15 +114,14 @@ def parse_gpus(text: str) -> GpuRequest:
         raise RecipeError("resources.gpus", "is empty; write TYPE:COUNT such as 'H100:8', or 'cpu'")
     parts = raw.split(":")
     count = 1
-    if len(parts) > 1 and _COUNT.match(parts[-1]):
-        count = int(parts[-1])
+    if len(parts) > 1 and _COUNT.fullmatch(parts[-1]):
+        count = _count(parts[-1], raw)
         parts = parts[:-1]
-    elif len(parts) > 1 and not re.match(r"^\d+\s*gb$", parts[-1], re.I):
+    elif len(parts) > 1 and not _MEMORY.fullmatch(parts[-1]):
         raise RecipeError(
             "resources.gpus",
-            f"count {parts[-1]!r} in {raw!r} is not a whole number; write TYPE:COUNT such as 'H100:8'",
+            f"count {_shown(parts[-1])} in {_shown(raw)} is not a whole number (ASCII digits); "
+            "write TYPE:COUNT such as 'H100:8'",
         )
-    if count < 1:
-        raise RecipeError("resources.gpus", f"count in {raw!r} must be at least 1")
     name = ":".join(parts)
     return GpuRequest(catalog().lookup(name), count)

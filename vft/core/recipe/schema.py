@@ -6,14 +6,37 @@ import difflib
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    ValidationError,
+    field_validator,
+)
 
 from vft.core.errors import RecipeError
 from vft.core.gpus import GpuRequest, parse_gpus
+from vft.core.recipe import checks
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+
+# Strict: `max_steps = true` is not 1, `enforce_eager = "no"` is not false; a float takes
+# an int (`learning_rate = 1`) but never inf or nan.
+Int = Annotated[int, Strict()]
+Number = Annotated[float, Strict(), AllowInfNan(False)]
+Flag = Annotated[bool, Strict()]
+PathText = Annotated[str, AfterValidator(checks.path_text)]
+#: counts that reach C code (TRL, vLLM, NCCL) as 32-bit integers
+MAX_INT = 2**31 - 1
+#: batch dimensions: the planner multiplies and factors them
+MAX_BATCH = 4096
+DAY = 86400.0
 
 
 class Section(BaseModel):
@@ -23,30 +46,48 @@ class Section(BaseModel):
 
 
 class Model(Section):
-    name: str = Field(description="Hub id or local path of the policy model.", min_length=1)
-    params_b: float | None = Field(
-        None, gt=0, description="Parameter count in billions, for the memory estimate."
+    name: PathText = Field(description="Hub id or local path of the policy model.", min_length=1)
+    params_b: Number | None = Field(
+        None, gt=0, le=1e5, description="Parameter count in billions, for the memory estimate."
     )
 
 
 class Environment(Section):
     id: str = Field(description="A Verifiers environment id, e.g. 'gsm8k'.", min_length=1)
     args: dict[str, Any] = Field(default_factory=dict, description="Passed to load_environment().")
-    install: list[str] = Field(
+    install: list[PathText] = Field(
         default_factory=list,
         description="Local environment packages installed before the run (local and Modal).",
     )
 
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_module(cls, value: str) -> str:
+        return checks.environment_id(value)
+
+    @field_validator("args")
+    @classmethod
+    def _args_are_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return checks.environment_args(value)
+
 
 class Resources(Section):
     gpus: str = Field(description="TYPE:COUNT per node, e.g. 'H100:8'; 'cpu' for the CPU run.")
-    nodes: int = Field(1, ge=1, le=1024, description="Number of machines.")
-    inference_gpus: int | None = Field(
-        None, ge=1, description="GPUs (all nodes together) serving inference; default: planner."
+    nodes: Int = Field(1, ge=1, le=1024, description="Number of machines.")
+    inference_gpus: Int | None = Field(
+        None,
+        ge=1,
+        le=65536,
+        description="GPUs (all nodes together) serving inference; default: planner.",
     )
-    tensor_parallel: int = Field(1, ge=1, description="vLLM tensor-parallel size per replica.")
-    step_seconds: float | None = Field(
-        None, gt=0, description="Expected seconds per training step, for the $/run estimate."
+    tensor_parallel: Int = Field(
+        1, ge=1, le=1024, description="vLLM tensor-parallel size per replica."
+    )
+    step_seconds: Number | None = Field(
+        None,
+        gt=0,
+        le=DAY,
+        description="Expected seconds per training step, for the $/run estimate.",
     )
 
     @field_validator("gpus")
@@ -62,17 +103,17 @@ class Resources(Section):
 
 class Inference(Section):
     engine: str = Field("vllm", description="Inference server plugin; 'vllm' is built in.")
-    enforce_eager: bool = Field(
+    enforce_eager: Flag = Field(
         True, description="vLLM without CUDA graphs: faster start, as in the tutorial."
     )
-    gpu_memory_utilization: float = Field(
+    gpu_memory_utilization: Number = Field(
         0.9, gt=0, le=1, description="Fraction of each inference GPU vLLM may use."
     )
-    max_model_len: int | None = Field(
-        None, ge=16, description="vLLM context length; default: the model's."
+    max_model_len: Int | None = Field(
+        None, ge=16, le=MAX_INT, description="vLLM context length; default: the model's."
     )
-    port: int = Field(8000, ge=1024, le=65535, description="HTTP port of the server.")
-    colocate: bool | None = Field(
+    port: Int = Field(8000, ge=1024, le=65535, description="HTTP port of the server.")
+    colocate: Flag | None = Field(
         None,
         description="Generate with vLLM inside every trainer process, sharing its GPU, instead "
         "of on a vLLM server (TRL's colocate mode). Unset: only when the plan has one GPU in "
@@ -86,41 +127,52 @@ class Inference(Section):
         "communicator, GPUs), files (safetensors written to the run folder, then reloaded by the "
         "server; CPU, or where NCCL cannot reach); auto: files on CPU, nccl on GPUs.",
     )
-    weight_sync_timeout_s: float = Field(
-        300, gt=0, le=86400, description="Longest a weight sync may take before the run fails."
+    weight_sync_timeout_s: Number = Field(
+        300, gt=0, le=DAY, description="Longest a weight sync may take before the run fails."
     )
-    kv_cache_gib: float | None = Field(
-        None, gt=0, description="KV cache of a CPU server (GiB); default 0.25."
+    kv_cache_gib: Number | None = Field(
+        None, gt=0, le=1e6, description="KV cache of a CPU server (GiB); default 0.25."
     )
     extra_args: list[str] = Field(default_factory=list, description="Appended to the server argv.")
 
 
 class Trainer(Section):
-    script: str | None = Field(None, description="A custom training script instead of vft.train.")
+    script: PathText | None = Field(
+        None, description="A custom training script instead of vft.train."
+    )
     args: list[str] = Field(default_factory=list, description="Arguments for the script.")
-    deepspeed: str = Field("zero3", description="zero2 | zero3 | path to an accelerate config.")
-    learning_rate: float = Field(1e-6, gt=0, description="AdamW learning rate.")
-    per_device_train_batch_size: int = Field(
-        12, ge=1, description="Completions per trainer process per micro-step."
+    deepspeed: PathText = Field(
+        "zero3", description="zero2 | zero3 | path to an accelerate config."
     )
-    num_generations: int = Field(
-        12, ge=2, description="Completions per prompt (the GRPO group); must divide the batch."
+    learning_rate: Number = Field(1e-6, gt=0, le=10, description="AdamW learning rate.")
+    per_device_train_batch_size: Int = Field(
+        12, ge=1, le=MAX_BATCH, description="Completions per trainer process per micro-step."
     )
-    gradient_accumulation_steps: int = Field(8, ge=1, description="Micro-steps per optimizer step.")
-    max_steps: int = Field(200, ge=1, description="Optimizer steps to train.")
-    max_tokens: int = Field(2048, ge=1, description="Max completion tokens per generation.")
-    max_prompt_length: int | None = Field(None, ge=1, description="Prompt tokens kept.")
-    temperature: float = Field(1.0, gt=0, description="Sampling temperature.")
-    beta: float = Field(0.0, ge=0, description="KL coefficient.")
-    save_steps: int = Field(100, ge=1, description="Checkpoint every N steps.")
-    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps.")
-    logging_steps: int = Field(1, ge=1, description="Log metrics every N steps.")
-    seed: int = Field(0, description="Random seed.")
+    num_generations: Int = Field(
+        12,
+        ge=2,
+        le=MAX_BATCH,
+        description="Completions per prompt (the GRPO group); must divide the batch.",
+    )
+    gradient_accumulation_steps: Int = Field(
+        8, ge=1, le=MAX_BATCH, description="Micro-steps per optimizer step."
+    )
+    max_steps: Int = Field(200, ge=1, le=MAX_INT, description="Optimizer steps to train.")
+    max_tokens: Int = Field(
+        2048, ge=1, le=MAX_INT, description="Max completion tokens per generation."
+    )
+    max_prompt_length: Int | None = Field(None, ge=1, le=MAX_INT, description="Prompt tokens kept.")
+    temperature: Number = Field(1.0, gt=0, le=100, description="Sampling temperature.")
+    beta: Number = Field(0.0, ge=0, le=1e6, description="KL coefficient.")
+    save_steps: Int = Field(100, ge=1, le=MAX_INT, description="Checkpoint every N steps.")
+    eval_steps: Int | None = Field(None, ge=1, le=MAX_INT, description="Evaluate every N steps.")
+    logging_steps: Int = Field(1, ge=1, le=MAX_INT, description="Log metrics every N steps.")
+    seed: Int = Field(0, ge=0, le=2**32 - 1, description="Random seed.")
     lr_scheduler: Literal["linear", "constant", "cosine"] = Field(
         "linear", description="Learning-rate schedule over max_steps (TRL's default: linear)."
     )
-    bf16: bool | None = Field(None, description="Default: on where the GPU supports it.")
-    resume_from_checkpoint: str | None = Field(None, description="'latest' or a path.")
+    bf16: Flag | None = Field(None, description="Default: on where the GPU supports it.")
+    resume_from_checkpoint: PathText | None = Field(None, description="'latest' or a path.")
 
 
 class Logging(Section):
@@ -131,16 +183,21 @@ class Logging(Section):
 
 
 class Run(Section):
-    output_dir: str = Field("outputs", description="Run folders are <output_dir>/<name>/attempt-N.")
-    ready_timeout_s: float = Field(
-        1800, gt=0, description="How long the inference server may take to answer /health."
+    output_dir: PathText = Field(
+        "outputs", description="Run folders are <output_dir>/<name>/attempt-N."
+    )
+    ready_timeout_s: Number = Field(
+        1800,
+        gt=0,
+        le=7 * DAY,
+        description="How long the inference server may take to answer /health.",
     )
     trainer_start: Literal["overlap", "after_ready"] = Field(
         "overlap",
         description="overlap: start the trainer while the server loads (its client waits); "
         "after_ready: start it once /health answers.",
     )
-    stop_grace_s: float = Field(10, ge=0, description="SIGTERM to SIGKILL grace period.")
+    stop_grace_s: Number = Field(10, ge=0, le=3600, description="SIGTERM to SIGKILL grace period.")
 
 
 class Recipe(Section):
@@ -184,14 +241,7 @@ def load_recipe(
     and are resolved against `Recipe.base_dir` where they are used.
     """
     p = Path(path)
-    if not p.is_file():
-        raise RecipeError("", f"recipe file {str(p)!r} does not exist")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise RecipeError("", f"{p}: not UTF-8 text (byte {exc.start}); a recipe is TOML") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError("", f"{p}: not valid TOML: {exc}") from None
+    data = _parse_toml(_read_recipe(p), str(p))
     recipe = recipe_from_dict(apply_overrides(data, overrides))
     base = (base_dir or p.parent).resolve()
     recipe._base_dir = str(base)
@@ -203,7 +253,46 @@ def load_recipe(
     return recipe
 
 
+def _read_recipe(p: Path) -> str:
+    """The recipe's text; a missing, odd or huge file is one line, not an OSError."""
+    where = checks.show(str(p))
+    try:
+        if p.is_dir():
+            raise RecipeError("", f"{where} is a folder; give the recipe's .toml file")
+        if not p.is_file():
+            raise RecipeError("", f"recipe file {where} does not exist")
+        size = p.stat().st_size
+        if size > checks.MAX_RECIPE_BYTES:
+            raise RecipeError(
+                "", f"{where}: {size} bytes; a recipe is at most {checks.MAX_RECIPE_BYTES} bytes"
+            )
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(
+            "", f"{where}: not UTF-8 text (byte {exc.start}); a recipe is TOML"
+        ) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise RecipeError("", f"recipe file {where} cannot be read ({reason})") from None
+
+
+def _parse_toml(text: str, where: str) -> dict[str, Any]:
+    """TOML to data, with tomllib's own recursion (arrays nested thousands deep) caught,
+    and nesting bounded so that nothing after it recurses too deep."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError("", f"{checks.show(where)}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise RecipeError(
+            "", f"{checks.show(where)}: nested too deeply (at most {checks.MAX_DEPTH} levels)"
+        ) from None
+    checks.check_depth(data)
+    return data
+
+
 def recipe_from_dict(data: dict[str, Any]) -> Recipe:
+    checks.check_depth(data)
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
@@ -215,11 +304,22 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key or not re.match(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*$", key):
-        raise RecipeError("--set", f"{item!r} is not KEY.PATH=VALUE (e.g. trainer.max_steps=10)")
+        raise RecipeError(
+            "--set", f"{checks.show(item)} is not KEY.PATH=VALUE (e.g. trainer.max_steps=10)"
+        )
+    if key.count(".") >= checks.MAX_DEPTH:
+        raise RecipeError(
+            "--set", f"{checks.show(key)}: a key has at most {checks.MAX_DEPTH} parts"
+        )
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except RecursionError:
+        raise RecipeError(
+            key, f"--set value nested too deeply (at most {checks.MAX_DEPTH} levels)"
+        ) from None
+    checks.check_depth(value, key)
     return key.split("."), value
 
 
@@ -233,17 +333,40 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
                 raise RecipeError("--set", f"{'.'.join(path)}: {part!r} is not a table")
             node = child
         node[path[-1]] = value
+    checks.check_depth(data)
     return data
+
+
+#: what each kind of type error asks for, in the recipe's (TOML's) words
+_WANTED = {
+    "int_type": "use a whole number",
+    "int_parsing": "use a whole number",
+    "int_from_float": "use a whole number",
+    "float_type": "use a number",
+    "float_parsing": "use a number",
+    "finite_number": "use a finite number, not inf or nan",
+    "bool_type": "use true or false",
+    "bool_parsing": "use true or false",
+    "string_type": "use a string (in quotes)",
+    "list_type": "use an array ([...])",
+    "dict_type": "use a table",
+    "model_type": "use a table",
+    "model_attributes_type": "use a table",
+}
+
+
+_RANGE = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+_NOT_NUMBERS = {"bool_type", "bool_parsing", "string_type", "list_type", "dict_type"}
 
 
 def _one_line(exc: ValidationError, data: dict[str, Any]) -> RecipeError:
     err = exc.errors(include_url=False)[0]
-    loc = [str(p) for p in err["loc"]]
-    key = ".".join(loc)
+    loc = list(err["loc"])
+    key = checks.key_text(loc)
     kind = err["type"]
     if kind == "extra_forbidden":
-        known = _known_keys(loc[:-1])
-        close = difflib.get_close_matches(loc[-1], known, n=1)
+        known = _known_keys([str(p) for p in loc[:-1]])
+        close = difflib.get_close_matches(str(loc[-1])[:100], known, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(known)}"
         return RecipeError(key, "unknown key", hint=hint)
     if kind == "missing":
@@ -251,11 +374,58 @@ def _one_line(exc: ValidationError, data: dict[str, Any]) -> RecipeError:
     ctx = err.get("ctx") or {}
     if isinstance(ctx.get("error"), RecipeError):
         return ctx["error"]
-    got = _value_at(data, loc)
+    got = checks.show(_value_at(data, loc))
     msg = err["msg"].removeprefix("Value error, ")
     if kind == "string_pattern_mismatch":
         msg = "use letters, digits, '.', '_' or '-' (at most 63 characters, starting alphanumeric)"
-    return RecipeError(key, f"{got!r} is not allowed: {msg}")
+    elif kind in _WANTED:
+        msg = _WANTED[kind]
+    bounds = _bounds([str(p) for p in loc])
+    if bounds and kind in _RANGE:
+        msg = f"allowed: {bounds}"
+    elif bounds and kind in _WANTED and kind not in _NOT_NUMBERS:
+        msg = f"{msg} (allowed: {bounds})"
+    return RecipeError(key, f"{got} is not allowed: {msg}")
+
+
+def _bounds(loc: list[str]) -> str:
+    """`1 to 2147483647`, `greater than 0, at most 1`: a numeric field's range, or ''."""
+    field = _field_at(loc)
+    if field is None:
+        return ""
+    low = high = ""
+    for item in field.metadata:
+        if getattr(item, "ge", None) is not None:
+            low = _number(item.ge)
+        elif getattr(item, "gt", None) is not None:
+            low = f"greater than {_number(item.gt)}"
+        if getattr(item, "le", None) is not None:
+            high = _number(item.le)
+    if low and high:
+        return f"{low} to {high}" if not low.startswith("greater") else f"{low}, at most {high}"
+    return low or (f"at most {high}" if high else "")
+
+
+def _number(value: float) -> str:
+    """2147483647, 86400, 0.5: as a user would write it."""
+    if float(value).is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return f"{value:g}"
+
+
+def _field_at(loc: list[str]) -> Any:
+    model: type[BaseModel] = Recipe
+    for i, part in enumerate(loc):
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        if i == len(loc) - 1:
+            return field
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return None
 
 
 def _known_keys(loc: list[str]) -> list[str]:
@@ -269,12 +439,11 @@ def _known_keys(loc: list[str]) -> list[str]:
     return list(model.model_fields)
 
 
-def _value_at(data: Any, loc: list[str]) -> Any:
+def _value_at(data: Any, loc: list[Any]) -> Any:
     for part in loc:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
+        found = isinstance(data, dict) and part in data
+        found |= isinstance(data, list) and isinstance(part, int) and part < len(data)
+        if not found:
             return None
+        data = data[part]
     return data
