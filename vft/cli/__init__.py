@@ -4,7 +4,9 @@ so `vft --help` never pays for what it does not run."""
 from __future__ import annotations
 
 import importlib
+import io
 import sys
+import traceback
 from typing import Any
 
 import click
@@ -63,19 +65,33 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Entry point: user errors become one line on stderr and exit code 2."""
+    """Entry point: user errors become one line on stderr and exit code 2.
+
+    Every error text goes through the redactor: a message may quote a value the user
+    typed (`--set`, a run name), and that value may be a secret."""
     from vft.core.errors import UserError
 
     try:
         return cli.main(args=argv, prog_name="vft", standalone_mode=False)
     except UserError as exc:
-        click.echo(f"vft: error: {exc.line()}", err=True)
+        _error(f"vft: error: {exc.line()}")
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("vft: aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        shown = io.StringIO()
+        exc.show(file=shown)
+        _error(shown.getvalue().rstrip("\n"))
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception:  # a bug: the traceback is for us, but secrets stay hidden in it too
+        _error(traceback.format_exc().rstrip("\n"))
+        sys.exit(1)
+
+
+def _error(text: str) -> None:
+    from vft.core.secrets import redact
+
+    click.echo(redact(text), err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +14,7 @@ import click
 from vft.cli.options import backend_option, recipe_argument, set_option
 from vft.core.errors import UserError
 from vft.core.plan import Plan, Role
+from vft.core.secrets import Redactor, option_secret_names
 
 
 @click.command("plan")
@@ -30,16 +32,31 @@ def plan_command(recipe: str, backend: str, overrides: tuple[str, ...], as_json:
 
     prepared = prepare(recipe, overrides, backend)
     if as_json:
-        click.echo(prepared.plan.to_json())
+        click.echo(plan_redactor(prepared.plan).text(prepared.plan.to_json()))
         return
     show_plan(prepared.plan, prepared.backend.describe(prepared.plan))
 
 
+def plan_redactor(plan: Plan) -> Redactor:
+    """Hides this machine's secrets (and the recipe's Modal secrets' variables) and every
+    key-shaped string: the recipe holds none (refused), but the plan also quotes files,
+    the environment's summary and the backend's rows."""
+    return Redactor.for_env(os.environ, names=option_secret_names(plan.backend_options))
+
+
 def show_plan(plan: Plan, extra_rows: list[tuple[str, str]]) -> None:
-    """The human view of a plan; also printed by `vft run --dry-run`."""
+    """The human view of a plan; also printed by `vft run --dry-run`.
+
+    Every text is redacted before rich lays it out: a folded table cell could split a
+    secret over two lines, where no redaction of the printed text would find it."""
     from rich.console import Console
-    from rich.markup import escape
+    from rich.markup import escape as rich_escape
     from rich.table import Table
+
+    hide = plan_redactor(plan).text
+
+    def escape(text: str) -> str:
+        return rich_escape(hide(text))
 
     console = Console()
     where = "cpu" if plan.is_cpu else f"{plan.gpu_type}:{plan.gpus_per_node}"
@@ -54,7 +71,8 @@ def show_plan(plan: Plan, extra_rows: list[tuple[str, str]]) -> None:
         generation = ", generation in the trainer process"
     sync = f", weight sync: {inf.weight_sync} after every step" if inf.weight_sync else ""
     console.print(
-        f"[bold]{plan.name}[/] on [bold]{plan.backend}[/]: {where} x {plan.nodes} node(s)"
+        f"[bold]{escape(plan.name)}[/] on [bold]{escape(plan.backend)}[/]: "
+        + f"{where} x {plan.nodes} node(s)"
         + generation
         + f", trainer {plan.trainer.num_processes} process(es), ZeRO-{plan.trainer.zero_stage}"
         + sync
@@ -65,7 +83,7 @@ def show_plan(plan: Plan, extra_rows: list[tuple[str, str]]) -> None:
     mem = plan.memory
     for p in plan.processes:
         table.add_row(
-            p.name,
+            escape(p.name),
             str(p.node),
             ",".join(map(str, p.devices)) or "-",
             _memory_cell(mem, p.role) if p.devices else "-",
@@ -96,7 +114,7 @@ def show_plan(plan: Plan, extra_rows: list[tuple[str, str]]) -> None:
     for label, text in extra_rows:
         if "\n" in text:  # a script or file: printed as is, never wrapped
             console.print(f"[bold]{escape(label)}:[/]")
-            click.echo(text)
+            click.echo(hide(text))
         else:
             console.print(f"[bold]{escape(label)}:[/] {escape(text)}", soft_wrap=True)
     if plan.trainer.environment.summary:

@@ -30,6 +30,30 @@ def test_redact_hides_values_and_name_value_pairs():
     }
 
 
+def test_key_shapes_are_masked_alike_in_text_and_bytes_and_words_are_not():
+    hf = "hf_" + "aB3" * 11
+    sk = "sk-proj-" + "Xy7_" * 6
+    red = Redactor()
+    for text, want in [
+        (f"token {hf} end", "token *** end"),
+        (f"wandb {'0f' * 20}.", "wandb ***."),
+        (f"--key={sk}", "--key=***"),
+        ("modal ak-" + "Q1w2E3r4T5y6U7i8" + " x", "modal *** x"),
+        ("x-api-key: Zx9Qw8Er7Ty6Ui5Op4As", "x-api-key: ***"),
+        ("api_key=" + "Zx9Qw8Er7Ty6Ui5Op4As\r50%\n", "api_key=***\r50%\n"),
+    ]:
+        assert red.text(text) == want
+        assert red.bytes(text.encode()) == want.encode()
+    for text in [
+        "tokens/s=12345.6 loss=0.1 max_tokens: 16 eos_token: <|im_end|>",
+        "sha256 " + "a" * 64 + " scikit-learn sk-learn-is-a-great-library has-SomeWordsHere",
+        "cache_key=/home/user/data/file.json",
+    ]:
+        assert red.text(text) == text and red.bytes(text.encode()) == text.encode()
+    odd = b"\xff\xfe not utf-8 \x80 " + hf.encode() + b"\n"  # other bytes kept exactly
+    assert red.bytes(odd) == b"\xff\xfe not utf-8 \x80 ***\n"
+
+
 def test_redact_defaults_to_this_process_environment(monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "wandb-secret-42")
     assert redact("key is wandb-secret-42") == "key is ***"
