@@ -9,9 +9,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from vft import __version__
 from vft.cli.backends_cmd import capability_text
+from vft.testing import run_vft
 
 HEAVY = ("torch", "vllm", "modal", "transformers", "deepspeed", "trl", "datasets", "verifiers")
 
@@ -102,3 +104,67 @@ def test_capability_text():
     assert capability_text(caps) == "multi-node, outputs, A100-80GB/H100, max 8/node, max 4 nodes"
     none = {**caps, "multi_node": False, "gpu_types": [], "max_gpus_per_node": None}
     assert capability_text(none) == "outputs, no GPU"
+
+
+#: loaded first by Python (a `sitecustomize` on PYTHONPATH): `import modal` then fails as
+#: it does where the `modal` extra is not installed. Faking the third-party package's
+#: absence is the boundary; vft's own code runs unchanged.
+NO_MODAL = """
+import sys
+
+
+class NoModal:
+    def find_spec(self, name, path=None, target=None):
+        if name == "modal" or name.startswith("modal."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoModal())
+"""
+SMOKE = str(Path(__file__).resolve().parents[2] / "examples" / "recipes" / "smoke.toml")
+INSTALL = "pip install 'vft[modal]'"
+
+
+def no_modal_env(tmp_path: Path) -> dict[str, str]:
+    blocker = tmp_path / "no-modal"
+    blocker.mkdir(exist_ok=True)
+    (blocker / "sitecustomize.py").write_text(NO_MODAL)
+    path = os.pathsep.join(filter(None, [str(blocker), os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": path, "VFT_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+
+def without_modal(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`vft ARGS` in tmp_path where `modal` cannot be imported."""
+    return run_vft(*args, cwd=tmp_path, env=no_modal_env(tmp_path))
+
+
+def test_without_modal_the_backend_is_listed_unavailable_with_the_install_line(tmp_path):
+    env = {**os.environ, **no_modal_env(tmp_path)}
+    blocked = subprocess.run(
+        [sys.executable, "-c", "import modal"], capture_output=True, text=True, env=env
+    )
+    assert "No module named 'modal'" in blocked.stderr  # the blocker works
+    data = json.loads(without_modal(tmp_path, "backends", "--json").stdout)
+    backends = {b["name"]: b for b in data["backends"]}
+    assert (backends["modal"]["available"], backends["modal"]["install"]) == (False, INSTALL)
+    assert (backends["local"]["available"], backends["local"]["install"]) == (True, None)
+    table = without_modal(tmp_path, "backends")
+    assert table.returncode == 0, table.stderr
+    modal = next(line for line in table.stdout.splitlines() if line.startswith("│ modal "))
+    assert f"no: {INSTALL}" in modal
+
+
+def test_without_modal_a_run_is_refused_with_the_install_line_and_plan_still_works(tmp_path):
+    refused = without_modal(tmp_path, "run", SMOKE, "-b", "modal")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+    assert refused.stderr.splitlines() == [
+        "vft: error: --backend: a run on 'modal' needs modal, which is not installed here "
+        f"({INSTALL})"
+    ]
+    assert not (tmp_path / "outputs").exists()
+    planned = without_modal(tmp_path, "plan", SMOKE, "-b", "modal")
+    assert planned.returncode == 0, planned.stderr
+    dry = without_modal(tmp_path, "run", SMOKE, "-b", "modal", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "vft: a real run would stop here: --backend: a run on 'modal' needs modal" in dry.stderr

@@ -68,6 +68,40 @@ def test_gpu_plan_is_refused_on_a_machine_without_gpus(tmp_path):
     assert (tmp_path / "outputs" / "smoke" / "attempt-1" / "plan.json").is_file()
 
 
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has a GPU driver")
+def test_a_dry_run_works_without_gpus_and_says_what_a_real_run_would_refuse(tmp_path):
+    """--dry-run starts nothing, so it needs no GPU: it plans, writes the attempt, shows
+    the plan and reports the preflight's refusal as a line, exit 0."""
+    dry = run_vft("run", SMOKE, "--set", GPU, "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "Traceback" not in dry.stderr and "accelerate launch" in dry.stdout
+    assert (
+        "vft: a real run would stop here: resources.gpus: the plan needs 2 x A100-80GB but this "
+        "machine has no usable NVIDIA GPU: nvidia-smi not found on PATH"
+    ) in dry.stderr
+    assert dry.stderr.splitlines()[-1] == "vft: dry run: nothing started"
+    record = json.loads((tmp_path / "outputs" / "smoke" / "attempt-1" / "run.json").read_text())
+    assert record["status"] == "dry-run"
+
+
+def test_run_commands_take_the_backend_option_like_vft_run(tmp_path):
+    """`-b` as in `vft run -b modal`: accepted by status, logs, stop and outputs; it must
+    agree with the backend the run's record names."""
+    dry = run_vft("run", SMOKE, "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    for args in (("status",), ("logs",), ("stop",), ("outputs", "ls")):
+        same = run_vft(*args, "smoke", "-b", "local", cwd=tmp_path)
+        assert same.returncode == 0, (args, same.stderr)
+        other = run_vft(*args, "--backend", "modal", "smoke", cwd=tmp_path)
+        assert other.returncode == 2, (args, other.stderr)
+        assert error_line(other.stderr) == (
+            "vft: error: --backend: smoke attempt-1 ran on 'local', not 'modal' "
+            "(leave out -b to use the backend its run.json records)"
+        )
+    got = run_vft("outputs", "get", "smoke", tmp_path / "copy", "-b", "local", cwd=tmp_path)
+    assert got.returncode == 0 and (tmp_path / "copy" / "plan.json").is_file(), got.stderr
+
+
 def fake_nvidia_smi(bin_dir: Path, gpus: list[str], apps: list[str]) -> None:
     (bin_dir / "gpus.csv").write_text("".join(f"{g}\n" for g in gpus))
     (bin_dir / "apps.csv").write_text("".join(f"{a}\n" for a in apps))
@@ -121,9 +155,14 @@ def test_gpu_preflight_against_a_fake_nvidia_smi(tmp_path, gpus, apps, visible, 
     env = {"PATH": f"{tmp_path}:{os.environ['PATH']}"}
     if visible is not None:
         env["CUDA_VISIBLE_DEVICES"] = visible
-    refused = run_vft("run", SMOKE, "--set", GPU, "--dry-run", cwd=tmp_path, env=env)
+    refused = run_vft("run", SMOKE, "--set", GPU, cwd=tmp_path, env=env)
     assert refused.returncode == 2
     assert expect in error_line(refused.stderr)
+    assert not (tmp_path / "outputs").exists()  # refused before the attempt folder
+    dry = run_vft("run", SMOKE, "--set", GPU, "--dry-run", cwd=tmp_path, env=env)
+    assert dry.returncode == 0, dry.stderr
+    stop = [x for x in dry.stderr.splitlines() if x.startswith("vft: a real run would stop")]
+    assert len(stop) == 1 and expect in stop[0], dry.stderr
 
 
 def test_gpu_preflight_passes_on_free_gpus_and_maps_cuda_visible_devices(tmp_path, monkeypatch):

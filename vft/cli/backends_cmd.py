@@ -30,11 +30,17 @@ def describe(reg: Any) -> dict[str, Any]:
     backends = []
     for name, entry in sorted(reg.backends.items()):
         model = entry.cls.options_model
+        missing = entry.cls.missing()
         backends.append(
             {
                 "name": name,
                 "package": entry.package,
                 "version": entry.version,
+                "available": not missing,
+                "missing": missing,
+                "install": (entry.cls.install_hint or f"pip install {' '.join(missing)}")
+                if missing
+                else None,
                 "capabilities": entry.cls.capabilities.as_dict(),
                 "options": sorted(model.model_fields) if model is not None else [],
                 "doc": _first_line(entry.cls.__doc__),
@@ -55,14 +61,18 @@ def describe(reg: Any) -> dict[str, Any]:
 
 def _show(data: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape  # an install line's `[modal]` is not markup
     from rich.table import Table
 
     console = Console()
     table = Table(title="backends", title_justify="left")
-    for col in ("name", "package", "version", "capabilities"):
+    for col in ("name", "package", "version", "capabilities", "available"):
         table.add_column(col, overflow="fold")
     for b in data["backends"]:
-        table.add_row(b["name"], b["package"], b["version"], capability_text(b["capabilities"]))
+        available = "yes" if b["available"] else escape(f"no: {b['install']}")
+        table.add_row(
+            b["name"], b["package"], b["version"], capability_text(b["capabilities"]), available
+        )
     console.print(table)
     servers = Table(title="inference servers (inference.engine)", title_justify="left")
     for col in ("name", "package", "version", "needs GPU"):

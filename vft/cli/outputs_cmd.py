@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from vft.cli.options import run_backend_option
 from vft.cli.run_cmd import _resolve, output_dir_option
 
 
@@ -17,11 +18,12 @@ def outputs_group() -> None:
 @outputs_group.command("ls")
 @click.argument("run", metavar="RUN")
 @output_dir_option
+@run_backend_option
 @click.option("--prefix", default="", help="Only paths starting with this.")
-def ls_command(run: str, output_dir: str, prefix: str) -> None:
+def ls_command(run: str, output_dir: str, backend: str | None, prefix: str) -> None:
     """List RUN's files with their sizes."""
-    attempt, backend = _resolve(run, output_dir)
-    files = [(p, s) for p, s in backend.list_outputs(attempt) if p.startswith(prefix)]
+    attempt, impl = _resolve(run, output_dir, backend)
+    files = [(p, s) for p, s in impl.list_outputs(attempt) if p.startswith(prefix)]
     for path, size in files:
         click.echo(f"{_size(size):>10}  {path}")
     click.echo(f"{len(files)} files, {_size(sum(s for _, s in files))}", err=True)
@@ -29,15 +31,19 @@ def ls_command(run: str, output_dir: str, prefix: str) -> None:
 
 @outputs_group.command("get")
 @click.argument("run", metavar="RUN")
-@click.argument("dest", type=click.Path(file_okay=False), metavar="DEST")
+@click.argument("dest", metavar="DEST")
 @output_dir_option
+@run_backend_option
 @click.option(
     "--prefix", default="", help="Only paths starting with this (e.g. checkpoints/checkpoint-100/)."
 )
-def get_command(run: str, dest: str, output_dir: str, prefix: str) -> None:
+def get_command(run: str, dest: str, output_dir: str, backend: str | None, prefix: str) -> None:
     """Copy RUN's files (those under --prefix) into DEST."""
-    attempt, backend = _resolve(run, output_dir)
-    written = backend.get_outputs(attempt, Path(dest), prefix=prefix)
+    from vft.core.runs.outputs import check_dest
+
+    check_dest(Path(dest))  # before any backend is asked: one line, nothing made
+    attempt, impl = _resolve(run, output_dir, backend)
+    written = impl.get_outputs(attempt, Path(dest), prefix=prefix)
     click.echo(f"{len(written)} files into {dest}")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from vft.cli.options import backend_option, set_option
+from vft.cli.options import backend_option, run_backend_option, set_option
 from vft.core.errors import UserError
 
 output_dir_option = click.option(
@@ -91,13 +91,23 @@ def _note(text: str) -> None:
     click.echo(f"vft: {redact(text)}", err=True)
 
 
-def _resolve(run: str, output_dir: str) -> tuple[Any, Any]:
-    """(attempt, backend instance) for a run reference, through its recorded backend."""
+def _resolve(run: str, output_dir: str, backend: str | None = None) -> tuple[Any, Any]:
+    """(attempt, backend instance) for a run reference, through its recorded backend.
+
+    An unreadable run.json is one line (UnreadableRecord); `backend` (-b) must agree with
+    the record, so a run is never read through a backend it did not run on.
+    """
     from vft.core.plugins.registry import registry
     from vft.core.runs.folders import find_attempt
 
     attempt = find_attempt(run, output_dir)
     name = attempt.record().get("backend") or "local"
+    if backend is not None and backend != name:
+        registry().backend(backend)  # an unknown name: the usual line listing the known ones
+        raise UserError(
+            f"--backend: {attempt.run_name} attempt-{attempt.number} ran on {name!r}, "
+            f"not {backend!r} (leave out -b to use the backend its run.json records)"
+        )
     return attempt, registry().backend(name)
 
 
@@ -122,18 +132,11 @@ def runs_command(output_dir: str) -> None:
     for folder in runs:
         attempt = folder.latest()
         assert attempt is not None
-        record = attempt.record()
-        name = record.get("backend", "?")
-        try:
-            state = reg.backend(name).status(attempt)
-        except UserError:
-            state = {**record, "status": f"{record.get('status', '?')} ({name} not installed)"}
-        except Exception as exc:  # one unreachable backend must not hide the other runs
-            state = {**record, "status": f"unknown ({type(exc).__name__})"}
+        record, state = _row_state(reg, attempt)
         table.add_row(
             folder.name,
             str(state.get("status", "?")),
-            name,
+            str(record.get("backend", "?")),
             str(attempt.number),
             _when(state.get("started_at") or record.get("created_at")),
             _code(state.get("exit_code")),
@@ -141,22 +144,48 @@ def runs_command(output_dir: str) -> None:
     Console().print(table)
 
 
+def _row_state(reg: Any, attempt: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(record, state) of one run for `vft runs`: a broken run is a row, never the end."""
+    from vft.core.runs.folders import UnreadableRecord
+
+    try:
+        record = attempt.record()
+    except UnreadableRecord as exc:
+        return {}, {"status": f"unreadable: {exc.reason}"}
+    name = record.get("backend", "?")
+    try:
+        backend = reg.backend(name)
+    except UserError:
+        return record, {**record, "status": f"{record.get('status', '?')} ({name} not installed)"}
+    try:
+        return record, backend.status(attempt)
+    except UnreadableRecord as exc:
+        return record, {**record, "status": f"unreadable: {exc.reason}"}
+    except Exception as exc:  # one unreachable backend must not hide the other runs
+        return record, {**record, "status": f"unknown ({type(exc).__name__})"}
+
+
 @click.command("status")
 @run_argument
 @output_dir_option
+@run_backend_option
 @click.option("--json", "as_json", is_flag=True, help="Print the full status record as JSON.")
-def status_command(run: str, output_dir: str, as_json: bool) -> None:
+def status_command(run: str, output_dir: str, backend: str | None, as_json: bool) -> None:
     """Show RUN's status: overall, and each process's pid and exit code."""
     import json
 
-    from vft.core.secrets import Redactor
+    from vft.core.secrets import Redactor, option_secret_names
 
-    attempt, backend = _resolve(run, output_dir)
-    state = Redactor.for_env(os.environ).obj(backend.status(attempt))
+    attempt, impl = _resolve(run, output_dir, backend)
+    try:  # the names of the recipe's Modal secrets, whose values are secrets too
+        names = option_secret_names(attempt.plan().backend_options)
+    except ValueError:
+        names = []
+    state = Redactor.for_env(os.environ, names=names).obj(impl.status(attempt))
     if as_json:
         click.echo(json.dumps(state, indent=2, sort_keys=True, default=str))
         return
-    line = f"{attempt.run_name} attempt-{attempt.number} [{backend.name}]: {state.get('status')}"
+    line = f"{attempt.run_name} attempt-{attempt.number} [{impl.name}]: {state.get('status')}"
     if state.get("exit_code") is not None:
         line += f", exit code {state['exit_code']}"
     if state.get("started_at"):
@@ -179,11 +208,14 @@ def status_command(run: str, output_dir: str, as_json: bool) -> None:
     "--follow", "-f", is_flag=True, help="Keep printing as the run writes, until it ends."
 )
 @click.option("--process", "-p", metavar="NAME", help="Only this process's log (e.g. trainer).")
-def logs_command(run: str, output_dir: str, follow: bool, process: str | None) -> None:
+@run_backend_option
+def logs_command(
+    run: str, output_dir: str, follow: bool, process: str | None, backend: str | None
+) -> None:
     """Print RUN's logs: every process prefixed with its name, or one with --process."""
-    attempt, backend = _resolve(run, output_dir)
+    attempt, impl = _resolve(run, output_dir, backend)
     try:
-        for line in backend.logs(attempt, follow=follow, process=process):
+        for line in impl.logs(attempt, follow=follow, process=process):
             click.echo(line)
     except KeyboardInterrupt:  # Ctrl-C ends following, not the run
         pass
@@ -192,18 +224,19 @@ def logs_command(run: str, output_dir: str, follow: bool, process: str | None) -
 @click.command("stop")
 @run_argument
 @output_dir_option
-def stop_command(run: str, output_dir: str) -> None:
+@run_backend_option
+def stop_command(run: str, output_dir: str, backend: str | None) -> None:
     """Stop RUN in order (SIGTERM to every process tree, SIGKILL after the grace period)."""
     from vft.core.runs.folders import FINISHED
 
-    attempt, backend = _resolve(run, output_dir)
-    before = backend.status(attempt).get("status")
+    attempt, impl = _resolve(run, output_dir, backend)
+    before = impl.status(attempt).get("status")
     if before in FINISHED:
         click.echo(f"{attempt.run_name} attempt-{attempt.number} is not running ({before})")
         return
     started = time.monotonic()
-    backend.stop(attempt)
-    after = backend.status(attempt)
+    impl.stop(attempt)
+    after = impl.status(attempt)
     click.echo(
         f"{attempt.run_name} attempt-{attempt.number}: {after.get('status')} "
         f"in {time.monotonic() - started:.1f} s"

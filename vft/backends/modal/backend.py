@@ -18,6 +18,8 @@ from vft.core.runs.folders import Attempt
 class ModalBackend(Backend):
     name = "modal"
     options_model = ModalOptions
+    requires = ("modal",)
+    install_hint = "pip install 'vft[modal]'"
     capabilities = Capabilities(
         multi_node=True,
         detach=True,
@@ -49,6 +51,7 @@ class ModalBackend(Backend):
         preflight.check_gpus(plan)
         spec = function_spec(plan)
         preflight.check_paths(plan, spec)
+        self.require("a run")
         preflight.check_account(spec.secrets)
         notes = [f"Modal: logged in; secrets found: {', '.join(spec.secrets) or 'none'}"]
         if plan.trainer.wandb is not None and "wandb" not in spec.secrets:
@@ -56,31 +59,44 @@ class ModalBackend(Backend):
         return notes
 
     def launch(self, plan: Plan, attempt: Attempt, *, detach: bool) -> int:
+        self.require("a run")
         from vft.backends.modal.launch import launch
 
         return launch(plan, attempt, detach=detach)
 
     def status(self, attempt: Attempt) -> dict[str, Any]:
+        """run.json, brought up to date from Modal; without modal installed, a record
+        that needs no update (finished, never launched) is still the answer."""
         from vft.backends.modal import remote
+        from vft.core.runs.folders import FINISHED
 
+        record = attempt.record()
+        if record.get("status") not in FINISHED and (record.get("modal") or {}).get(
+            "function_call_id"
+        ):
+            self.require("following a run")
         return remote.status(attempt)
 
     def logs(self, attempt: Attempt, *, follow: bool, process: str | None) -> Iterator[str]:
+        self.require("reading a run's logs")
         from vft.backends.modal import remote
 
         return remote.logs(attempt, follow=follow, process=process)
 
     def stop(self, attempt: Attempt) -> None:
+        self.require("stopping a run")
         from vft.backends.modal import remote
 
         remote.stop(attempt)
 
     def list_outputs(self, attempt: Attempt) -> list[tuple[str, int]]:
+        self.require("listing a run's outputs")
         from vft.backends.modal import outputs
 
         return outputs.list_outputs(attempt)
 
     def get_outputs(self, attempt: Attempt, dest: Path, *, prefix: str = "") -> list[Path]:
+        self.require("getting a run's outputs")
         from vft.backends.modal import outputs
 
         return outputs.get_outputs(attempt, dest, prefix=prefix)

@@ -32,6 +32,28 @@ class Backend:
     capabilities: ClassVar[Capabilities] = Capabilities()
     #: pydantic model for the recipe's `[backend.<name>]` table, or None if it takes none
     options_model: ClassVar[type[BaseModel] | None] = None
+    #: modules it needs to launch or reach a run (an optional extra), and what installs them
+    requires: ClassVar[tuple[str, ...]] = ()
+    install_hint: ClassVar[str | None] = None
+
+    @classmethod
+    def missing(cls) -> list[str]:
+        """The modules of `requires` not installed here, found without importing them (so
+        `vft backends` and `vft plan` stay fast and work without them)."""
+        return [module for module in cls.requires if not _installed(module)]
+
+    @classmethod
+    def require(cls, what: str) -> None:
+        """Refuse `what` (a run, reaching a run) in one line when a required module is missing."""
+        missing = cls.missing()
+        if missing:
+            from vft.core.errors import PreflightError
+
+            raise PreflightError(
+                f"--backend: {what} on {cls.name!r} needs {', '.join(missing)}, "
+                "which is not installed here",
+                hint=cls.install_hint or f"pip install {' '.join(missing)}",
+            )
 
     def describe(self, plan: Plan) -> list[tuple[str, str]]:
         """Extra (label, text) rows for `vft plan`: image steps, batch script, ..."""
@@ -91,3 +113,12 @@ class Backend:
         from vft.core.runs.outputs import copy_files
 
         return copy_files(attempt, dest, prefix=prefix)
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a blocked or broken package is not usable either
+        return False

@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,6 +29,15 @@ from typing import Any
 
 from vft.core.errors import UserError
 from vft.core.plan import Plan
+from vft.core.runs.paths import make_dirs, os_reason, remove_made, shown
+from vft.core.runs.records import (
+    NODE_FIELDS,
+    RUN_FIELDS,
+    UnreadableRecord,
+    checked,
+    load_object,
+    short_reason,
+)
 
 ATTEMPT = re.compile(r"^attempt-(\d+)$")
 NODE_FILE = re.compile(r"^node-(\d+)\.json$")
@@ -45,12 +55,21 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     STOPPED = "stopped"
     LOST = "lost"  # the supervisor died without writing its end (kill -9, reboot)
+    ORPHANED = "orphaned"  # lost, and processes of the run are still alive: `vft stop` ends them
+    INTERRUPTED = "interrupted"  # a signal ended it before the supervisor started (an install)
     DRY_RUN = "dry-run"
 
 
 #: statuses after which nothing of the run is left running
 FINISHED = frozenset(
-    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.STOPPED, RunStatus.LOST, RunStatus.DRY_RUN}
+    {
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+        RunStatus.STOPPED,
+        RunStatus.LOST,
+        RunStatus.INTERRUPTED,
+        RunStatus.DRY_RUN,
+    }
 )
 
 
@@ -99,7 +118,14 @@ class Attempt:
         return self.path / "logs"
 
     def plan(self) -> Plan:
-        return Plan.from_json((self.path / "plan.json").read_text())
+        """The attempt's plan.json; UnreadableRecord when it is missing or broken."""
+        path = self.path / "plan.json"
+        try:
+            return Plan.from_json(path.read_text())
+        except OSError as exc:
+            raise UnreadableRecord(self, f"plan.json: {os_reason(exc)}") from None
+        except Exception as exc:  # whatever the plan's parser says about a broken file
+            raise UnreadableRecord(self, f"plan.json is not a plan ({short_reason(exc)})") from None
 
     @property
     def nodes_dir(self) -> Path:
@@ -109,20 +135,39 @@ class Attempt:
         return self.logs_dir / f"{safe_name(process)}.log"
 
     def record(self) -> dict[str, Any]:
-        return _read_json(self.record_path)
+        """run.json, checked: UnreadableRecord when missing, not JSON, or mistyped."""
+        return checked(self, "run.json", load_object(self, self.record_path), RUN_FIELDS)
 
     def update(self, **fields: Any) -> dict[str, Any]:
-        """Merge fields into run.json atomically and return the new record."""
+        """Merge fields into run.json atomically and return the new record.
+
+        A writer (a supervisor mid-run) must not die of a record someone broke: what is
+        not a JSON object is kept aside as run.json.unreadable and the record starts over.
+        """
         with self._locked():
-            record = {**self.record(), **fields}
+            record = {**self._stored(), **fields}
             write_json_atomic(self.record_path, record)
         return record
+
+    def _stored(self) -> dict[str, Any]:
+        """run.json as stored, unchecked; {} (the bad bytes kept aside) if not an object."""
+        try:
+            return load_object(self, self.record_path)
+        except UnreadableRecord:
+            if self.record_path.exists():
+                with contextlib.suppress(OSError):
+                    shutil.copyfile(self.record_path, self.path / "run.json.unreadable")
+            return {}
 
     def node_path(self, rank: int) -> Path:
         return self.nodes_dir / f"node-{rank}.json"
 
     def node(self, rank: int) -> dict[str, Any]:
-        return _read_json(self.node_path(rank))
+        """One node's record, checked; {} before that node has written it."""
+        path = self.node_path(rank)
+        if not path.exists():
+            return {}
+        return checked(self, f"nodes/{path.name}", load_object(self, path), NODE_FIELDS)
 
     def write_node(self, rank: int, record: dict[str, Any]) -> None:
         write_json_atomic(self.node_path(rank), record)
@@ -135,7 +180,7 @@ class Attempt:
         for p in self.nodes_dir.iterdir():
             m = NODE_FILE.match(p.name)
             if m:
-                found[int(m.group(1))] = _read_json(p)
+                found[int(m.group(1))] = self.node(int(m.group(1)))
         return dict(sorted(found.items()))
 
     @contextlib.contextmanager
@@ -167,7 +212,9 @@ class RunFolder:
         return self.path.name
 
     def attempts(self) -> list[Attempt]:
-        found = [Attempt(p) for p in self.path.glob("attempt-*") if ATTEMPT.match(p.name)]
+        found = [
+            Attempt(p) for p in self.path.glob("attempt-*") if ATTEMPT.match(p.name) and p.is_dir()
+        ]
         return sorted(found, key=lambda a: a.number)
 
     def latest(self) -> Attempt | None:
@@ -175,39 +222,47 @@ class RunFolder:
         return attempts[-1] if attempts else None
 
     def new_attempt(self, plan: Plan, backend: str) -> Attempt:
-        """Create attempt-(N+1) atomically (mkdir fails if a concurrent launch took N+1)."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        """Create attempt-(N+1) atomically (mkdir fails if a concurrent launch took N+1).
+
+        A place that cannot hold it (a file, /proc, read-only, a path too long) is one
+        line, and every folder made on the way is removed again: nothing half-created.
+        """
+        made = make_dirs(self.path, key="run.output_dir")
+        try:
+            attempt = self._next_attempt()
+            made.append(attempt.path)
+            attempt.write_plan(plan)
+            attempt.update(
+                name=plan.name,
+                attempt=attempt.number,
+                backend=backend,
+                status=RunStatus.CREATED,
+                created_at=time.time(),
+            )
+        except OSError as exc:
+            remove_made(made)
+            raise UserError(
+                f"run.output_dir: cannot write the run folder {shown(self.path)}: {os_reason(exc)}"
+            ) from None
+        except BaseException:
+            remove_made(made)
+            raise
+        return attempt
+
+    def _next_attempt(self) -> Attempt:
         latest = self.latest()
         n = (latest.number if latest else 0) + 1
         while True:
             try:
                 (self.path / f"attempt-{n}").mkdir()
-                break
+                return Attempt(self.path / f"attempt-{n}")
             except FileExistsError:
                 n += 1
-        attempt = Attempt(self.path / f"attempt-{n}")
-        attempt.write_plan(plan)
-        attempt.update(
-            name=plan.name,
-            attempt=n,
-            backend=backend,
-            status=RunStatus.CREATED,
-            created_at=time.time(),
-        )
-        return attempt
 
 
 def safe_name(name: str) -> str:
     """A process name as a file name (plans from plugins may use any characters)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "process"
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def run_folder(output_dir: str | Path, name: str) -> RunFolder:

@@ -7,16 +7,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vft.core.errors import UserError
-from vft.core.runs.folders import Attempt
+from vft.core.runs.folders import Attempt, UnreadableRecord
 
 POLL_S = 0.2
 
 
 def log_files(attempt: Attempt, process: str | None) -> list[tuple[str, Path]]:
     """(name, path) of the logs to show: one process's, or all (vft's own first)."""
-    names = (
-        [p.name for p in attempt.plan().processes] if (attempt.path / "plan.json").exists() else []
-    )
+    names = _process_names(attempt)
     if process is not None:
         path = attempt.log_path(process)
         if process not in names and not path.exists():
@@ -29,6 +27,15 @@ def log_files(attempt: Attempt, process: str | None) -> list[tuple[str, Path]]:
     found = {p.stem: p for p in attempt.logs_dir.glob("*.log")} if attempt.logs_dir.is_dir() else {}
     wanted = [n for n in order if n in found] + sorted(n for n in found if n not in order)
     return [(n, found[n]) for n in wanted]
+
+
+def _process_names(attempt: Attempt) -> list[str]:
+    """The plan's process names, to order the logs; none when plan.json is missing or
+    broken: the log files themselves are still worth showing."""
+    try:
+        return [p.name for p in attempt.plan().processes]
+    except UnreadableRecord:
+        return []
 
 
 def read_logs(
