@@ -2,12 +2,13 @@
 
 In the foreground the node runs in this process (`start_node`); detached, it is the same
 node entry as a command (`node_argv`) in its own session, its pid in run.json, so
-`vft status/logs/stop` work from the run folder alone.
+`vft status/logs/stop` work from the run folder alone. Ports are reserved machine-wide
+(ports.py); `vft stop` signals only pids whose start time matches the record, and ends
+what a killed supervisor left behind by the run's marker (vft/core/node/sweep.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -37,8 +38,11 @@ class LocalBackend(Backend):
 
     # -- before launch ---------------------------------------------------------------------
     def choose_ports(self, requested: Ports) -> Ports:
-        """The requested ports, each one taken on this machine moved to a free one."""
-        return preflight.free_ports(requested)
+        """The requested ports, each one taken on this machine (bound, or reserved by a run
+        starting at the same time) moved to a free one, and reserved for this run."""
+        from vft.backends.local import ports
+
+        return ports.reserve(requested)
 
     def check(self, plan: Plan, *, force: bool = False) -> list[str]:
         problems: list[str] = []
@@ -67,16 +71,32 @@ class LocalBackend(Backend):
 
     # -- launch ----------------------------------------------------------------------------
     def launch(self, plan: Plan, attempt: Attempt, *, detach: bool) -> int:
+        from vft.backends.local import ports
         from vft.core.node.entry import node_argv, start_node
+        from vft.core.node.guard import Interrupted
         from vft.core.node.install import install
 
         attempt = Attempt(attempt.path.resolve())
-        for note in install(
-            [plan.path(item) for item in plan.install], attempt.log_path("install")
-        ):
+        bound = list(plan.bound_ports(0).values())
+        try:
+            notes = install([plan.path(item) for item in plan.install], attempt.log_path("install"))
+        except Interrupted as exc:  # a final state, never "created" forever
+            ports.release(bound)
+            attempt.update(
+                status=RunStatus.INTERRUPTED,
+                ended_at=time.time(),
+                exit_code=exc.exit_code,
+                note=exc.line(),
+            )
+            print(f"vft: {exc.line()}", file=sys.stderr)
+            return exc.exit_code
+        for note in notes:
             print(f"vft: {note}", file=sys.stderr)
         if not detach:
-            return start_node(attempt.path)
+            try:
+                return start_node(attempt.path)
+            finally:
+                ports.release(bound)
         argv = node_argv(str(attempt.path), python=sys.executable, echo=False)
         attempt.update(
             status=RunStatus.STARTING, detached=True
@@ -90,20 +110,24 @@ class LocalBackend(Backend):
                 stderr=log,
                 start_new_session=True,  # outlives this terminal; `vft stop` ends it
             )
-        attempt.update(supervisor_pid=agent.pid, supervisor_create_time=_create_time(agent.pid))
+        created = create_time(agent.pid)
+        ports.hand_over(bound, agent.pid, created)  # reserved for as long as the agent runs
+        attempt.update(supervisor_pid=agent.pid, supervisor_create_time=created)
         return 0
 
     # -- after launch ----------------------------------------------------------------------
     def status(self, attempt: Attempt) -> dict[str, Any]:
-        from vft.core.node.procs import pid_alive
+        from vft.core.node.identity import same
 
         record = attempt.record()
         nodes = attempt.nodes()
         status = record.get("status", "unknown")
-        if status in ("starting", "running") and not pid_alive(
+        if status in ("starting", "running") and not same(
             record.get("supervisor_pid"), record.get("supervisor_create_time")
         ):
-            status = RunStatus.LOST  # the supervisor died without writing its end (kill -9, reboot)
+            # the supervisor died without writing its end (kill -9, reboot); while any of
+            # the run's processes survive it, `vft stop` has something to stop
+            status = RunStatus.ORPHANED if _leftovers(nodes) else RunStatus.LOST
         processes = {
             name: info
             for node in nodes.values()
@@ -112,45 +136,65 @@ class LocalBackend(Backend):
         return {**record, "status": status, "processes": processes, "nodes": nodes}
 
     def stop(self, attempt: Attempt) -> None:
-        """Orderly: SIGTERM to the supervisor, which stops its trees; kill what is left after."""
-        from vft.core.node.procs import pid_alive
+        """Orderly: SIGTERM to the supervisor, which stops its trees; then whatever of the
+        run is left (found by its marker and recorded identities) is stopped too, and the
+        record gets a final state. Only a pid whose start time matches is ever signalled."""
+        from vft.core.node.identity import same, send
+        from vft.core.node.limits import MAX_STOP_GRACE_S, seconds
 
         record = attempt.record()
         pid, created = record.get("supervisor_pid"), record.get("supervisor_create_time")
         try:
-            grace = attempt.plan().run.stop_grace_s
-        except (OSError, ValueError, KeyError):  # no readable plan.json: the recipe's default
+            grace = seconds("run.stop_grace_s", attempt.plan().run.stop_grace_s, MAX_STOP_GRACE_S)[
+                0
+            ]
+        except (OSError, ValueError, KeyError):  # unreadable or unbounded: the recipe's default
             from vft.core.recipe import Run
 
             grace = float(Run.model_fields["stop_grace_s"].default)
-        if pid is not None and pid_alive(pid, created):
-            os.kill(pid, signal.SIGTERM)
+        was_alive = same(pid, created)
+        if was_alive:
+            send(pid, created, signal.SIGTERM)
             deadline = time.monotonic() + grace + STOP_EXTRA_S
-            while pid_alive(pid, created) and time.monotonic() < deadline:
+            while same(pid, created) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if pid_alive(pid, created):
-                os.kill(int(pid), signal.SIGKILL)
-        self._kill_leftovers(attempt)
+            send(pid, created, signal.SIGKILL)
+        left = self._kill_leftovers(attempt, grace)
         if attempt.record().get("status") not in FINISHED:
-            attempt.update(status=RunStatus.STOPPED, ended_at=time.time())
+            fields: dict[str, Any] = {"status": RunStatus.STOPPED, "ended_at": time.time()}
+            if not was_alive:
+                fields["note"] = (
+                    f"the supervisor (pid {pid}) was gone; vft stop ended "
+                    f"{len(left)} process(es) it had left running"
+                )
+            attempt.update(**fields)
 
-    def _kill_leftovers(self, attempt: Attempt) -> None:
-        """Process groups a supervisor that died (kill -9) could not stop."""
-        from vft.core.node.procs import pid_alive
+    def _kill_leftovers(self, attempt: Attempt, grace: float = 2.0) -> list[int]:
+        """What a supervisor that died (kill -9) could not stop, by marker and identity."""
+        from vft.core.node import sweep
 
+        found: list[int] = []
         for node in attempt.nodes().values():
-            for info in (node.get("processes") or {}).values():
-                if info.get("exit_code") is None and pid_alive(
-                    info.get("pid"), info.get("create_time")
-                ):
-                    with contextlib.suppress(ProcessLookupError, PermissionError, KeyError):
-                        os.killpg(info["pgid"], signal.SIGKILL)
+            found += sweep.stop(_marker(node), sweep.roots_of(node), grace)
+        return found
 
 
-def _create_time(pid: int) -> float | None:
-    import psutil
+def _marker(node: dict[str, Any]) -> str | None:
+    marker = node.get("marker")
+    return marker if isinstance(marker, str) and marker else None
 
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return None
+
+def _leftovers(nodes: dict[int, dict[str, Any]]) -> bool:
+    from vft.core.node import sweep
+
+    for node in nodes.values():
+        trees, _ = sweep.find(_marker(node), sweep.roots_of(node))
+        if trees.alive():
+            return True
+    return False
+
+
+def create_time(pid: int) -> float | None:
+    from vft.core.node.identity import create_time as of
+
+    return of(pid)

@@ -10,14 +10,16 @@ read RUN_DIR/plan.json and run the supervisor for node N until it ends.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from vft.core.errors import UserError
 from vft.core.node.supervisor import run_node
 from vft.core.plan import NodeContext
-from vft.core.runs import Attempt
+from vft.core.runs import Attempt, RunStatus
 
 LOCALHOST = ("127.0.0.1",)
 
@@ -71,7 +73,18 @@ def start_node(
         )
     if not 0 <= rank < plan.nodes:
         raise UserError(f"--node-rank: {rank} is not a node of this plan (0..{plan.nodes - 1})")
-    return run_node(plan, attempt, NodeContext.here(rank, nodes, str(path)), echo=echo)
+    try:
+        return run_node(plan, attempt, NodeContext.here(rank, nodes, str(path)), echo=echo)
+    except UserError as exc:  # refused before anything started: the record says so too
+        if rank == 0:
+            with contextlib.suppress(Exception):
+                attempt.update(
+                    status=RunStatus.FAILED,
+                    ended_at=time.time(),
+                    exit_code=exc.exit_code,
+                    failed={"process": None, "reason": exc.line(), "exit_code": exc.exit_code},
+                )
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,9 @@ Installs are cached by content: an editable install follows its code, so what de
 reinstall is the folder's packaging metadata (pyproject.toml, setup.py, setup.cfg,
 requirements*.txt); its hash is kept in the environment's prefix, and a package
 installed from the same folder with the same hash is not installed again.
+
+pip runs under `guard.run`: a SIGTERM or Ctrl-C stops pip's whole tree and raises
+`guard.Interrupted`, which the caller records.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from vft.core.errors import UserError
+from vft.core.node import guard
 
 PROTECTED = (
     "torch",
@@ -123,15 +127,17 @@ def _dry_run(path: Path, log_path: Path) -> dict[str, Any]:
         "-e",
         str(path.resolve()),
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    with open(log_path, "a") as log:
-        log.write(f"$ {' '.join(argv)}\n{done.stderr}")
-    if done.returncode:
+    with open(log_path, "ab") as log, tempfile.TemporaryFile() as out:
+        log.write(f"$ {' '.join(argv)}\n".encode())
+        log.flush()
+        code = guard.run(argv, what="environment.install", stdout=out, stderr=log)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if code:
         raise UserError(
             f"environment.install: `pip install -e {path}` failed with exit code "
-            f"{done.returncode} (its dry run); see {log_path}"
+            f"{code} (its dry run); see {log_path}"
         )
-    text = done.stdout
     start = text.find("{")
     try:
         return json.loads(text[start:]) if start >= 0 else {}
@@ -177,9 +183,7 @@ def install(paths: tuple[str, ...] | list[str], log_path: Path) -> list[str]:
         with open(log_path, "ab") as log:
             log.write(f"$ {' '.join(argv)}\n".encode())
             log.flush()
-            code = subprocess.run(
-                argv, stdout=log, stderr=subprocess.STDOUT, check=False
-            ).returncode
+            code = guard.run(argv, what="environment.install", stdout=log, stderr=log)
         if code:
             raise UserError(
                 f"environment.install: `pip install -e {item}` failed with exit code {code}; "

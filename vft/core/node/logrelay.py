@@ -4,18 +4,21 @@ A child must never block on vft. Each child writes into a pipe (enlarged to 1 Mi
 reader thread drains in large chunks straight into `logs/<name>.log`; the console merge is
 fed from a bounded queue, rate-limited to what a person can read, and *drops* what a slow
 terminal cannot keep up with (saying how much, and where to find it) instead of pushing
-back on the child.
+back on the child. A log that cannot be written (disk full) is given up, said once, and
+its pipe drained all the same.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -137,12 +140,19 @@ def relay(
     log_path: Path,
     redactor: Redactor,
     console: ConsoleMerge | None,
+    on_error: Callable[[str], None] | None = None,
 ) -> threading.Thread:
-    """Start a thread that drains `fd` into `log_path` (and the console) until EOF."""
+    """Start a thread that drains `fd` into `log_path` (and the console) until EOF.
+
+    It never stops draining: when the log cannot be written (disk full, file too large,
+    an I/O error), the rest of the output is discarded, `on_error` hears one line, and
+    the child runs on instead of blocking on a full pipe.
+    """
+    sink = LogSink(log_path, on_error)
 
     def run() -> None:
         carry = b""
-        with open(log_path, "ab", buffering=0) as log:
+        try:
             while True:
                 try:
                     data = os.read(fd, READ_SIZE)
@@ -163,19 +173,68 @@ def relay(
                 if cut == 0:
                     cut = len(data)
                 chunk, carry = data[:cut], data[cut:]
-                _emit(name, redactor.bytes(chunk), log, console)
+                _emit(name, redactor.bytes(chunk), sink, console)
             if carry:
-                _emit(name, redactor.bytes(carry), log, console)
-        with contextlib.suppress(OSError):
-            os.close(fd)
+                _emit(name, redactor.bytes(carry), sink, console)
+        finally:
+            sink.close()
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     thread = threading.Thread(target=run, name=f"vft-relay-{name}", daemon=True)
     thread.start()
     return thread
 
 
-def _emit(name: str, chunk: bytes, log: BinaryIO, console: ConsoleMerge | None) -> None:
-    log.write(chunk)
+class LogSink:
+    """A log file that never raises: the first failure is reported once, the rest dropped."""
+
+    def __init__(self, path: Path, on_error: Callable[[str], None] | None) -> None:
+        self.path, self.on_error = path, on_error
+        self.file: BinaryIO | None = None
+        self.failed = False
+        try:
+            self.file = open(path, "ab", buffering=0)  # noqa: SIM115
+        except OSError as exc:
+            self._fail(exc)
+
+    def write(self, data: bytes) -> None:
+        if self.file is None:
+            return
+        view = memoryview(data)
+        try:
+            while view:  # an unbuffered write may take only part (the disk filling up)
+                view = view[self.file.write(view) or 0 :]
+        except OSError as exc:
+            self._fail(exc)
+
+    def close(self) -> None:
+        if self.file is not None:
+            with contextlib.suppress(OSError):
+                self.file.close()
+            self.file = None
+
+    def _fail(self, exc: OSError) -> None:
+        self.close()
+        if self.failed:
+            return
+        self.failed = True
+        if self.on_error is not None:
+            with contextlib.suppress(Exception):
+                self.on_error(write_error(self.path, exc))
+
+
+def write_error(path: Path, exc: OSError) -> str:
+    """The one line saying a log stopped being written, and that the run goes on."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"logs: disk full at {path} — run continues"
+    if exc.errno == errno.EFBIG:
+        return f"logs: {path} reached the largest file allowed here — run continues"
+    return f"logs: cannot write {path} ({exc.strerror or exc}) — run continues"
+
+
+def _emit(name: str, chunk: bytes, sink: LogSink, console: ConsoleMerge | None) -> None:
+    sink.write(chunk)
     if console is not None:
         console.offer(name, chunk)
 

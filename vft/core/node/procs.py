@@ -82,16 +82,10 @@ def alive(proc: psutil.Process) -> bool:
 
 
 def pid_alive(pid: int | None, create_time: float | None = None) -> bool:
-    """Whether `pid` still runs and is the same process (create_time guards against reuse)."""
-    if not pid:
-        return False
-    try:
-        proc = psutil.Process(pid)
-        if create_time is not None and abs(proc.create_time() - create_time) > 0.05:
-            return False
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    """Whether `pid` still runs and is the recorded process: without its start time, no."""
+    from vft.core.node.identity import same
+
+    return same(pid, create_time)
 
 
 class Trees:
@@ -113,6 +107,8 @@ class Trees:
 
     def scan_marker(self) -> None:
         """Find descendants that escaped both group and tree (double fork, setsid)."""
+        if not self.marker:  # an empty marker would match every process without one
+            return
         me = os.getpid()
         for p in psutil.process_iter():
             if p.pid == me or p.pid in self.known:

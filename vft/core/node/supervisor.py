@@ -15,8 +15,11 @@ cluster on each node through `vft agent`).
   runs) stops every tree: SIGTERM to all at once, one wait of `run.stop_grace_s`, then
   SIGKILL. The trainer exiting 0 stops the servers and the node exits 0.
 - SIGINT/SIGTERM/SIGHUP: the same orderly stop, exit 128 + signal; a second signal kills.
+- SIGKILL of the supervisor itself: its watchdog (watchdog.py), a process of its own,
+  stops every process the run started and records the end. Every wait is finite
+  (limits.py): a plan's `inf` is refused, not waited out.
 - Logs: `logs/<process>.log` each, `logs/vft.log` for the supervisor's own lines, and a
-  live prefixed console merge (when `echo`).
+  live prefixed console merge (when `echo`); a full disk drops logs, never stops a child.
 
 Records: `nodes/node-<rank>.json` (this node's processes, pids, exit codes, readiness),
 written only by this node's supervisor; `run.json` is updated by node 0 only (status,
@@ -38,6 +41,7 @@ from subprocess import Popen
 from typing import Any
 
 from vft.core.errors import UserError
+from vft.core.node.limits import MAX_READY_TIMEOUT_S, MAX_STOP_GRACE_S, seconds
 from vft.core.node.logrelay import ConsoleMerge, make_pipe, relay, tail_lines
 from vft.core.node.peers import FinishListener, announce, trainer_nodes
 from vft.core.node.procs import (
@@ -52,9 +56,10 @@ from vft.core.node.procs import (
 from vft.core.node.ready import ReadyWatch, ready_urls
 from vft.core.node.records import NodeRecord, create_time
 from vft.core.node.verdict import verdict
+from vft.core.node.watchdog import Watchdog
 from vft.core.plan import NodeContext, Plan, Process, Role, SetupStep, TrainerStart
 from vft.core.runs.folders import Attempt, RunStatus
-from vft.core.secrets import Redactor
+from vft.core.secrets import Redactor, option_secret_names
 
 EXIT_NOT_FOUND = 127
 EXIT_READY_TIMEOUT = 124
@@ -102,8 +107,12 @@ class Supervisor:
         self.plan, self.attempt, self.ctx = plan, attempt, ctx
         self.procs = [p.resolved(ctx) for p in plan.processes_on(ctx.rank)]
         self.trainer_start = plan.run.trainer_start
-        self.ready_timeout = plan.run.ready_timeout_s
-        self.grace = plan.run.stop_grace_s
+        run = plan.run
+        self.ready_timeout, ready_note = seconds(
+            "run.ready_timeout_s", run.ready_timeout_s, MAX_READY_TIMEOUT_S
+        )
+        self.grace, grace_note = seconds("run.stop_grace_s", run.stop_grace_s, MAX_STOP_GRACE_S)
+        self.notes = [n for n in (ready_note, grace_note) if n]
         # processes start in the recipe's folder, where its relative paths point
         self.workdir = plan.run.workdir or None
         if self.workdir and not os.path.isdir(self.workdir):
@@ -115,7 +124,11 @@ class Supervisor:
         self.marker = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.marker_value = f"{inherited},{self.marker}" if inherited else self.marker
         self.trees = Trees(self.marker)
-        self.redactor = Redactor.for_env(os.environ, *(p.env for p in self.procs))
+        self.redactor = Redactor.for_env(
+            os.environ,
+            *(p.env for p in self.procs),
+            names=option_secret_names(plan.backend_options),
+        )
         names = [p.name for p in self.procs] + ["vft"]
         self.console = ConsoleMerge(names=names) if echo else None
         self.children: dict[str, Child] = {}
@@ -123,11 +136,13 @@ class Supervisor:
         self.signals: list[int] = []
         self.watch: ReadyWatch | None = None
         self.peers: FinishListener | None = None
-        self.record = NodeRecord(attempt, ctx, self.redactor)
+        self.record = NodeRecord(attempt, ctx, self.redactor, on_error=self.say)
+        self.watchdog: Watchdog | None = None
         attempt.logs_dir.mkdir(parents=True, exist_ok=True)
         # one file per node: appends from several hosts to one file on a network fs can tear
         events = "vft" if ctx.rank == 0 else f"vft-node{ctx.rank}"
-        self._events = open(attempt.log_path(events), "a", buffering=1)  # noqa: SIM115
+        self._events_path = attempt.log_path(events)
+        self._events = open(self._events_path, "a", buffering=1)  # noqa: SIM115
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> int:
@@ -138,7 +153,10 @@ class Supervisor:
     def _run(self) -> int:
         self.started_at = time.time()
         try:
-            self.record.start(self.started_at, self.trainer_start)
+            self._start_watchdog()
+            for note in self.notes:
+                self.say(note)
+            self.record.start(self.started_at, self.trainer_start, **self._identity())
             code, failure = self._supervise(), None
         except Failure as exc:
             code, failure = exc.code, exc
@@ -155,12 +173,32 @@ class Supervisor:
             self._record_end(code, failure)
             self._tell_peers(code)
         finally:
+            if self.watchdog is not None:  # what could not be stopped, it keeps trying
+                self.watchdog.done(clean=not self.trees.alive())
             if self.peers is not None:
                 self.peers.close()
             if self.console is not None:
                 self.console.close()
-            self._events.close()
+            with contextlib.suppress(OSError):  # what is still buffered, on a full disk
+                self._events.close()
         return code
+
+    def _start_watchdog(self) -> None:
+        try:
+            self.watchdog = Watchdog.start(
+                self.attempt.path, self.ctx.rank, self.marker, self.grace, self._events_path
+            )
+        except OSError as exc:
+            self.say(f"no watchdog ({exc}): a SIGKILL of vft would leave the run running")
+
+    def _identity(self) -> dict[str, Any]:
+        """What finds this run's processes once the supervisor is gone (`vft stop`)."""
+        wd = self.watchdog
+        return {
+            "marker": self.marker,
+            "watchdog_pid": wd.pid if wd else None,
+            "watchdog_create_time": create_time(wd.pid) if wd else None,
+        }
 
     def _supervise(self) -> int:
         if not self.procs:
@@ -299,7 +337,9 @@ class Supervisor:
             popen = spawn([program, *step.argv[1:]], env, write_fd, self.workdir)
         finally:
             os.close(write_fd)
-        thread = relay(name, read_fd, self.attempt.log_path(name), self.redactor, self.console)
+        thread = relay(
+            name, read_fd, self.attempt.log_path(name), self.redactor, self.console, self.say
+        )
         self.trees.add(popen.pid)
         self.say(f"setup {step.name}: {shlex.join(step.argv)}")
         started = time.monotonic()
@@ -328,7 +368,8 @@ class Supervisor:
             raise Failure(p.name, f"could not start: {exc}", EXIT_NOT_FOUND) from None
         finally:
             os.close(write_fd)
-        thread = relay(p.name, read_fd, self.attempt.log_path(p.name), self.redactor, self.console)
+        log = self.attempt.log_path(p.name)
+        thread = relay(p.name, read_fd, log, self.redactor, self.console, self.say)
         child = Child(p, popen, thread, time.time())
         child.info = {
             "role": p.role,
@@ -411,7 +452,7 @@ class Supervisor:
     def say(self, text: str) -> None:
         text = self.redactor.text(text)
         stamp = time.strftime("%H:%M:%S")
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, OSError):  # closed, or the disk is full
             self._events.write(f"{stamp} {text}\n")
         if self.console is not None:
             self.console.say(text)
