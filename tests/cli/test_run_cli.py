@@ -221,6 +221,10 @@ def test_unknown_run_is_one_line(tmp_path):
         2,
         "vft: error: run 'nope' not found under outputs/ (runs: none)\n",
     )
+    (tmp_path / "outputs" / "gsm8k-lr1e-6" / "attempt-1").mkdir(parents=True)
+    out = run_vft("logs", "gsm8k-lr1e6", cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert out.stderr.endswith("did you mean 'gsm8k-lr1e-6'?\n")
 
 
 def _train_with_fixture(*args: str) -> list[str]:

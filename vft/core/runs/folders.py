@@ -14,6 +14,7 @@ written atomically (temp file + rename) so a reader never sees half a record:
 from __future__ import annotations
 
 import contextlib
+import difflib
 import fcntl
 import json
 import os
@@ -278,8 +279,11 @@ def find_attempt(ref: str, output_dir: str | Path = "outputs") -> Attempt:
         return Attempt(path)
     latest = RunFolder(path).latest() if path.is_dir() else None
     if latest is None:
-        known = ", ".join(r.name for r in list_runs(output_dir)) or "none"
-        raise UserError(f"run {ref!r} not found under {output_dir}/ (runs: {known})")
+        names = [r.name for r in list_runs(output_dir)]
+        close = difflib.get_close_matches(ref, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        known = ", ".join(names) or "none"
+        raise UserError(f"run {ref!r} not found under {output_dir}/ (runs: {known}){hint}")
     return latest
 
 
