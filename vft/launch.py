@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -163,9 +164,11 @@ def environment_facts(recipe: Recipe) -> tuple[EnvironmentFacts | None, str | No
     if cached is not None and cached.is_file():
         with contextlib.suppress(ValueError, KeyError, TypeError):
             data = json.loads(cached.read_text())
-            if "note" in data:
+            if "note" not in data:
+                return EnvironmentFacts.from_dict(data), None
+            # "could not be loaded here" holds while offline, not forever: tried again later
+            if time.time() - float(data.get("at", 0)) < NOTE_TTL_S:
                 return None, data["note"]
-            return EnvironmentFacts.from_dict(data), None
     facts, note = None, None
     try:
         facts = describe_environment(env.id, env.args, install=install)
@@ -181,11 +184,14 @@ def environment_facts(recipe: Recipe) -> tuple[EnvironmentFacts | None, str | No
         with contextlib.suppress(OSError):
             cached.parent.mkdir(parents=True, exist_ok=True)
             tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"note": note} if note else facts.to_dict()))  # type: ignore[union-attr]
+            record = {"note": note, "at": time.time()} if note else facts.to_dict()  # type: ignore[union-attr]
+            tmp.write_text(json.dumps(record))
             os.replace(tmp, cached)
     return facts, note
 
 
+#: how long "could not be loaded here" (offline) is believed before the environment is tried again
+NOTE_TTL_S = 3600.0
 #: what a load failure says when it needed the network (a hub dataset, offline)
 OFFLINE_SIGNS = ("Couldn't reach", "LocalEntryNotFoundError", "ConnectionError", "offline mode")
 

@@ -63,6 +63,7 @@ def test_an_install_that_would_change_verifiers_is_refused(tmp_path, monkeypatch
         '[tool.setuptools]\npackages = ["greedy_env"]\n'
     )
     # offline: the fake verifiers comes from the local folder, the build uses this venv
+    monkeypatch.delenv("PIP_CONSTRAINT", raising=False)  # CI's pins would refuse 9.9.9 first
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
     monkeypatch.setenv("PIP_NO_BUILD_ISOLATION", "0")

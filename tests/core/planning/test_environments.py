@@ -379,3 +379,27 @@ def test_describe_environment_reads_facts_from_a_subprocess(tmp_path):
     assert describe_environment("no_such_env_xyz") is None
     with pytest.raises(PlanError, match=r"TypeError: load_environment\(\) got an unexpected"):
         describe_environment("vfx_guess", {"nope": 1}, install=[str(PACKAGES / "vfx_guess")])
+
+
+@pytest.mark.slow
+def test_an_offline_note_is_believed_for_an_hour_then_the_environment_is_tried_again(
+    tmp_path, monkeypatch
+):
+    """`vft plan` offline caches "could not be loaded here"; once the network is back (or
+    the data is cached) a later plan must describe the environment again."""
+    import time
+
+    from vft import launch
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    r = recipe({"id": "vft_smoke", "args": {"num_examples": 8}})
+    key = launch._facts_key("vft_smoke", {"num_examples": 8}, ())
+    assert key is not None
+    cached = tmp_path / "vft" / "environments" / f"{key}.json"
+    cached.parent.mkdir(parents=True)
+    cached.write_text(json.dumps({"note": "offline then", "at": time.time()}))
+    assert launch.environment_facts(r) == (None, "offline then")
+    cached.write_text(json.dumps({"note": "offline then", "at": time.time() - 2 * 3600}))
+    facts, note = launch.environment_facts(r)
+    assert note is None and facts is not None and facts.rewards
+    assert "note" not in json.loads(cached.read_text())  # the facts replaced the note

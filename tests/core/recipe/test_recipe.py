@@ -159,3 +159,15 @@ def test_a_recipe_that_is_not_utf8_is_one_line(tmp_path):
     bad.write_bytes(b'name = "\xff\xfe"\n')
     with pytest.raises(RecipeError, match="not UTF-8 text"):
         load_recipe(bad)
+
+
+def test_a_misspelt_required_key_says_what_it_was_meant_to_be():
+    data = recipe_dict()
+    data["nmae"] = data.pop("name")
+    with pytest.raises(RecipeError) as err:
+        recipe_from_dict(data)
+    assert err.value.line() == "name: is required; 'nmae' is not a key: did you mean 'name'?"
+    data = recipe_dict()
+    data["modle"] = data.pop("model")
+    with pytest.raises(RecipeError, match="model: is required; 'modle' is not a key"):
+        recipe_from_dict(data)

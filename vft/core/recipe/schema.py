@@ -370,7 +370,7 @@ def _one_line(exc: ValidationError, data: dict[str, Any]) -> RecipeError:
         hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(known)}"
         return RecipeError(key, "unknown key", hint=hint)
     if kind == "missing":
-        return RecipeError(key, "is required")
+        return _missing(key, [str(p) for p in loc], data)
     ctx = err.get("ctx") or {}
     if isinstance(ctx.get("error"), RecipeError):
         return ctx["error"]
@@ -386,6 +386,22 @@ def _one_line(exc: ValidationError, data: dict[str, Any]) -> RecipeError:
     elif bounds and kind in _WANTED and kind not in _NOT_NUMBERS:
         msg = f"{msg} (allowed: {bounds})"
     return RecipeError(key, f"{got} is not allowed: {msg}")
+
+
+def _missing(key: str, loc: list[str], data: dict[str, Any]) -> RecipeError:
+    """A required key is missing: when a stray key beside it is a misspelling of it, say so
+    (`nmae = ...` is the reason `name` is missing)."""
+    parent = _value_at(data, loc[:-1])
+    known = set(_known_keys(loc[:-1]))
+    strays = (
+        [str(k)[:100] for k in parent if str(k) not in known] if isinstance(parent, dict) else []
+    )
+    close = difflib.get_close_matches(loc[-1], strays, n=1)
+    if close:
+        return RecipeError(
+            key, f"is required; {close[0]!r} is not a key: did you mean {loc[-1]!r}?"
+        )
+    return RecipeError(key, "is required")
 
 
 def _bounds(loc: list[str]) -> str:
