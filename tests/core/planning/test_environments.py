@@ -403,3 +403,28 @@ def test_an_offline_note_is_believed_for_an_hour_then_the_environment_is_tried_a
     facts, note = launch.environment_facts(r)
     assert note is None and facts is not None and facts.rewards
     assert "note" not in json.loads(cached.read_text())  # the facts replaced the note
+
+
+def test_the_hub_is_probed_by_name_before_an_environment_loads(monkeypatch):
+    from vft.core.planning.environment_facts import hub_reachable
+
+    assert hub_reachable({"HF_ENDPOINT": "http://127.0.0.1:9"}) is True
+    assert hub_reachable({"HF_ENDPOINT": "https://no-such-host.invalid"}) is False
+    assert hub_reachable({"HF_HUB_OFFLINE": "1"}) is False
+
+
+@pytest.mark.slow
+def test_an_environment_on_an_unreachable_hub_fails_fast_in_offline_mode(monkeypatch):
+    """gsm8k's data is on the Hub: unreachable, the Hub client would retry for ~25 s."""
+    import time
+
+    from vft.core.planning.environment_facts import describe_environment
+
+    monkeypatch.setenv("HF_ENDPOINT", "https://no-such-host.invalid")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    started = time.monotonic()
+    try:  # loads when the data is in this machine's Hub cache; else says it is offline
+        describe_environment("gsm8k", {})
+    except PlanError as exc:
+        assert "Couldn't reach" in exc.message or "offline" in exc.message.lower()
+    assert time.monotonic() - started < 15

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -175,6 +178,34 @@ def environment_problems(
 
 
 DESCRIBE_TIMEOUT_S = 300.0
+HUB_PROBE_S = 2.0
+
+
+def hub_reachable(env: Mapping[str, str], timeout: float = HUB_PROBE_S) -> bool:
+    """Whether the Hugging Face Hub's host name resolves (within `timeout` s).
+
+    On a machine without a network, loading an environment whose data is on the Hub
+    waits out the client's retries; a failed name lookup says the same in milliseconds,
+    and the environment is then loaded in the Hub's offline mode (its local cache only).
+    """
+    if env.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    host = urllib.parse.urlsplit(env.get("HF_ENDPOINT") or "https://huggingface.co").hostname
+    if not host:
+        return True
+    answer: list[bool] = []
+
+    def lookup() -> None:
+        try:
+            socket.getaddrinfo(host, 443)
+            answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    thread = threading.Thread(target=lookup, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(answer and answer[0])
 
 
 def describe_environment(
@@ -200,6 +231,8 @@ def describe_environment(
         extra += [str(folder / "src"), str(folder)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([*extra, env.get("PYTHONPATH", "")]).strip(os.pathsep)
+    if not hub_reachable(env):  # else the Hub client retries for ~25 s before it gives up
+        env |= {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     argv = [python or sys.executable, "-m", "vft.train.envs.describe", env_id]
     argv += ["--args", json.dumps(dict(args or {}))]
     try:
