@@ -74,6 +74,7 @@ class LocalBackend(Backend):
         from vft.backends.local import ports
         from vft.core.node.entry import node_argv, start_node
         from vft.core.node.guard import Interrupted
+        from vft.core.node.identity import create_time
         from vft.core.node.install import install
 
         attempt = Attempt(attempt.path.resolve())
@@ -192,9 +193,3 @@ def _leftovers(nodes: dict[int, dict[str, Any]]) -> bool:
         if trees.alive():
             return True
     return False
-
-
-def create_time(pid: int) -> float | None:
-    from vft.core.node.identity import create_time as of
-
-    return of(pid)

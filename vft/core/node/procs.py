@@ -81,13 +81,6 @@ def alive(proc: psutil.Process) -> bool:
         return False
 
 
-def pid_alive(pid: int | None, create_time: float | None = None) -> bool:
-    """Whether `pid` still runs and is the recorded process: without its start time, no."""
-    from vft.core.node.identity import same
-
-    return same(pid, create_time)
-
-
 class Trees:
     """Every process started for one node and every descendant seen since."""
 

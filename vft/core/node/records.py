@@ -88,10 +88,3 @@ class NodeRecord:
                     " — run continues"
                 )
             self.failed = True
-
-
-def create_time(pid: int) -> float | None:
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return None

@@ -41,6 +41,7 @@ from subprocess import Popen
 from typing import Any
 
 from vft.core.errors import UserError
+from vft.core.node.identity import create_time
 from vft.core.node.limits import MAX_READY_TIMEOUT_S, MAX_STOP_GRACE_S, seconds
 from vft.core.node.logrelay import ConsoleMerge, make_pipe, relay, tail_lines
 from vft.core.node.peers import FinishListener, announce, trainer_nodes
@@ -54,7 +55,7 @@ from vft.core.node.procs import (
     terminate,
 )
 from vft.core.node.ready import ReadyWatch, ready_urls
-from vft.core.node.records import NodeRecord, create_time
+from vft.core.node.records import NodeRecord
 from vft.core.node.verdict import verdict
 from vft.core.node.watchdog import Watchdog
 from vft.core.plan import NodeContext, Plan, Process, Role, SetupStep, TrainerStart
