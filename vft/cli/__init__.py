@@ -17,8 +17,10 @@ from vft import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("vft.cli.plan_cmd:plan_command", "Show what would run, where, and at what cost."),
     "run": ("vft.cli.run_cmd:run_command", "Run a recipe on a backend."),
-    "runs": ("vft.cli.run_cmd:runs_command", "List runs and their status."),
-    "status": ("vft.cli.run_cmd:status_command", "Show the status of a run."),
+    "runs": ("vft.cli.runs_cmd:runs_command", "List runs and their status."),
+    "status": ("vft.cli.status_cmd:status_command", "Show the status of a run."),
+    "plot": ("vft.cli.plot_cmd:plot_command", "Plot runs' reward, loss and KL curves."),
+    "sweep": ("vft.cli.sweep_cmd:sweep_command", "Run a grid of recipe variants."),
     "logs": ("vft.cli.run_cmd:logs_command", "Print (or follow) a run's logs."),
     "stop": ("vft.cli.run_cmd:stop_command", "Stop a running run."),
     "outputs": ("vft.cli.outputs_cmd:outputs_group", "List or download a run's outputs."),

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from vft.cli.options import run_backend_option
-from vft.cli.run_cmd import _resolve, output_dir_option
+from vft.cli.run_common import output_dir_option, resolve_run
 
 
 @click.group("outputs")
@@ -22,7 +22,7 @@ def outputs_group() -> None:
 @click.option("--prefix", default="", help="Only paths starting with this.")
 def ls_command(run: str, output_dir: str, backend: str | None, prefix: str) -> None:
     """List RUN's files with their sizes."""
-    attempt, impl = _resolve(run, output_dir, backend)
+    attempt, impl = resolve_run(run, output_dir, backend)
     files = [(p, s) for p, s in impl.list_outputs(attempt) if p.startswith(prefix)]
     for path, size in files:
         click.echo(f"{_size(size):>10}  {path}")
@@ -42,7 +42,7 @@ def get_command(run: str, dest: str, output_dir: str, backend: str | None, prefi
     from vft.core.runs.outputs import check_dest
 
     check_dest(Path(dest))  # before any backend is asked: one line, nothing made
-    attempt, impl = _resolve(run, output_dir, backend)
+    attempt, impl = resolve_run(run, output_dir, backend)
     written = impl.get_outputs(attempt, Path(dest), prefix=prefix)
     click.echo(f"{len(written)} files into {dest}")
 

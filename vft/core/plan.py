@@ -272,6 +272,7 @@ class TrainerPlan:
     script: str | None = None
     script_args: tuple[str, ...] = ()
     wandb: WandbPlan | None = None
+    tensorboard: bool = False  # event files under <run>/tensorboard beside metrics.jsonl
 
 
 @dataclass(frozen=True)

@@ -218,6 +218,7 @@ def _trainer(
         script=t.script,
         script_args=tuple(t.args),
         wandb=WandbPlan(log.wandb_project, log.wandb_entity) if log.wandb_project else None,
+        tensorboard=log.tensorboard,
     )
 
 

@@ -180,6 +180,9 @@ class Logging(Section):
         None, description="W&B project; used only when set and WANDB_API_KEY is available."
     )
     wandb_entity: str | None = Field(None, description="W&B team or user.")
+    tensorboard: Flag = Field(
+        False, description="Also write TensorBoard event files under <run>/tensorboard."
+    )
 
 
 class Run(Section):
@@ -215,6 +218,10 @@ class Recipe(Section):
     run: Run = Field(default_factory=Run)
     backend: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="[backend.<name>] options, checked by that backend."
+    )
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="[sweep] grid for `vft sweep`: a dotted recipe key -> the values to try.",
     )
     _base_dir: str = PrivateAttr("")
 
