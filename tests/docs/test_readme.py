@@ -14,7 +14,7 @@ def test_recipe_reference_is_generated_from_the_model():
     start = README.index("<!-- recipe-reference:start -->") + len("<!-- recipe-reference:start -->")
     end = README.index("<!-- recipe-reference:end -->")
     assert README[start:end].strip() == reference_table().strip(), (
-        "README recipe reference is stale: regenerate with python -m vft.core.recipe.doc"
+        "README recipe reference is stale: regenerate with python -m vft.core.recipe.doc --write"
     )
 
 

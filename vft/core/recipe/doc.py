@@ -29,5 +29,20 @@ def reference_table() -> str:
     return "\n".join(["| key | default | meaning |", "| --- | --- | --- |", *reference_rows()])
 
 
+def write_readme(path: str = "README.md") -> None:
+    """Replaces the README's generated section (between its two markers) with the table."""
+    start, end = "<!-- recipe-reference:start -->", "<!-- recipe-reference:end -->"
+    text = open(path, encoding="utf-8").read()
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(f"{head}{start}\n{reference_table()}\n{end}{tail}")
+
+
 if __name__ == "__main__":
-    print(reference_table())
+    import sys
+
+    if sys.argv[1:] == ["--write"]:
+        write_readme()
+    else:
+        print(reference_table())
