@@ -89,6 +89,32 @@ class Resources(Section):
         le=DAY,
         description="Expected seconds per training step, for the $/run estimate.",
     )
+    usd_per_hour: Number | None = Field(
+        None,
+        ge=0,
+        le=1e6,
+        description="What this hardware costs per hour, for own machines (local, a cluster); "
+        "cloud backends price their GPUs themselves.",
+    )
+    max_usd: Number | None = Field(
+        None,
+        gt=0,
+        le=1e9,
+        description="Budget: stop the run, a checkpoint first, before it spends this.",
+    )
+    max_hours: Number | None = Field(
+        None,
+        gt=0,
+        le=365 * 24,
+        description="Budget: stop the run, a checkpoint first, after this long.",
+    )
+    restarts: Int | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="Restarts from the latest complete checkpoint after a transient failure "
+        "(preemption, a lost node, an NCCL timeout); default: the backend's.",
+    )
 
     @field_validator("gpus")
     @classmethod
