@@ -3,8 +3,10 @@
 
     python bench/smoke.py [--repeat N]
 
-Each repeat runs both ways, alternating, in fresh temporary output folders; the first,
-untimed run warms the DeepSpeed op cache. Peak memory is the largest summed RSS of the
+Each repeat runs both ways, alternating (so a busy neighbour slows both alike), in fresh
+temporary output folders; the first, untimed run warms the caches. Every figure is the
+median of the N runs with its spread (min-max); the overhead is the median of the N
+paired differences. Peak memory is the largest summed RSS of the
 whole process tree, sampled every 0.1 s. Since the A/B difference is within the
 training's own run-to-run noise, vft's own time is also measured directly: the wall time
 of `vft run` minus the lifetime of its `accelerate launch` process.
@@ -101,9 +103,16 @@ def by_hand(out: Path) -> tuple[float, float, float]:
     return timed(list(proc.argv), {**os.environ, **proc.env})
 
 
+def spread(values: list[float], unit: str = "s", signed: bool = False) -> str:
+    """`12.3 s (11.9 to 13.0, n=5)`: the median and the range."""
+    f = "+.2f" if signed else ".1f"
+    lo, hi = min(values), max(values)
+    return f"{statistics.median(values):{f}} {unit} ({lo:{f}} to {hi:{f}}, n={len(values)})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3, help="runs each way (median of N)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vft-bench-") as tmp:
         base = Path(tmp)
@@ -111,8 +120,12 @@ def main() -> None:
         via_vft(base / "warmup")
         vft_runs, hand_runs = [], []
         for i in range(args.repeat):
-            vft_runs.append(via_vft(base / f"vft-{i}"))
-            hand_runs.append(by_hand(base / f"hand-{i}"))
+            # alternating which goes first, so neither always runs on the warmer machine
+            for way in ("vft", "hand") if i % 2 == 0 else ("hand", "vft"):
+                if way == "vft":
+                    vft_runs.append(via_vft(base / f"vft-{i}"))
+                else:
+                    hand_runs.append(by_hand(base / f"hand-{i}"))
             print(
                 f"repeat {i + 1}: vft run {vft_runs[-1][0]:.1f} s, by hand {hand_runs[-1][0]:.1f} s",
                 flush=True,
@@ -122,22 +135,16 @@ def main() -> None:
     own = [w - span for w, _, span in vft_runs]
     overheads = [v - h for v, h in zip(walls, hands, strict=True)]
     print(
-        f"smoke run (vft run, {len(walls)} runs): wall {statistics.mean(walls):.1f} s "
-        f"(min {min(walls):.1f}), peak memory {max(m for _, m, _ in vft_runs):.0f} MiB"
+        f"smoke run, vft run: wall {spread(walls)}, "
+        f"peak memory {statistics.median(m for _, m, _ in vft_runs):.0f} MiB"
     )
     print(
-        f"accelerate launch by hand: wall {statistics.mean(hands):.1f} s (min {min(hands):.1f}), "
-        f"peak memory {max(m for _, m, _ in hand_runs):.0f} MiB"
+        f"accelerate launch by hand: wall {spread(hands)}, "
+        f"peak memory {statistics.median(m for _, m, _ in hand_runs):.0f} MiB"
     )
-    print(
-        f"vft run overhead: mean {statistics.mean(overheads):+.2f} s, "
-        f"min-to-min {min(walls) - min(hands):+.2f} s (target < 2 s)"
-    )
+    print(f"vft run overhead (paired differences): {spread(overheads, signed=True)} (target < 2 s)")
     # the A/B difference is within run-to-run noise; this isolates vft's own time
-    print(
-        "vft run time outside accelerate launch (wall - trainer lifetime): "
-        f"mean {statistics.mean(own):.2f} s, max {max(own):.2f} s"
-    )
+    print(f"vft run time outside accelerate launch (wall - trainer lifetime): {spread(own)}")
 
 
 if __name__ == "__main__":

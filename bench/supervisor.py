@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import os
 import random
+import resource
 import socket
 import statistics
 import subprocess
@@ -23,6 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from vft.core.node.logrelay import VERBOSE_VAR
 from vft.core.node.supervisor import run_node
 from vft.core.plan import NodeContext, Plan, Process
 from vft.core.runs.folders import Attempt, run_folder
@@ -201,34 +203,63 @@ def stdout_to_devnull() -> Iterator[None]:
         os.close(null)
 
 
-def flood(root: Path, mb: int, how: str, tag: str) -> float:
-    """The flooding child's own wall time for `mb` MiB of 100-byte lines.
+def cpu_s(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def flood(root: Path, mb: int, how: str, tag: str) -> tuple[float, float, float]:
+    """(the flooding child's own wall time, the CPU seconds of whatever relays its output,
+    the child's own CPU seconds) for `mb` MiB of 100-byte lines.
 
     how: "devnull" (the issue's baseline), "pipe" (`| cat > /dev/null`: what any relay
     through a pipe costs before it does anything), "file" (`> file`, what a shell redirect costs,
-    no vft), "log" (supervised: log file only), "console" (supervised: log + live merge).
+    no vft), "log" (supervised: log file only), "console" (supervised: log + the quiet live
+    merge, the default), "console -v" (log + everything live). The relay's CPU is the
+    supervisor's (this process: its relay, console and main-loop threads) for the supervised
+    ways, `cat`'s for "pipe", the kernel's (in the child's) for the others.
     """
+    self0, children0 = cpu_s(resource.RUSAGE_SELF), cpu_s(resource.RUSAGE_CHILDREN)
+    wall, cat_cpu = _flood(root, mb, how, tag)
+    relay_cpu = cpu_s(resource.RUSAGE_SELF) - self0
+    children = cpu_s(resource.RUSAGE_CHILDREN) - children0
+    if cat_cpu is not None:  # cat is a child too: its share is the relay's
+        return wall, cat_cpu, children - cat_cpu
+    return wall, relay_cpu, children
+
+
+def _flood(root: Path, mb: int, how: str, tag: str) -> tuple[float, float | None]:
     result = root / f"flood-{tag}"
     argv = [PY, str(PROCS / "flood.py"), "--mb", str(mb), "--result", str(result)]
     if how == "pipe":  # the kernel's own cost of a pipe: child | cat > /dev/null
         with open(os.devnull, "wb") as null:
             cat = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=null)
             subprocess.run(argv, stdout=cat.stdin, check=True)
+            assert cat.stdin is not None
             cat.stdin.close()
-            cat.wait()
-        return read_time(result)
+            _, _, usage = os.wait4(cat.pid, 0)  # cat's own CPU, reaped here
+            cat.returncode = 0
+        return read_time(result), usage.ru_utime + usage.ru_stime
     if how in ("devnull", "file"):
         with open(os.devnull if how == "devnull" else root / "flood.out", "wb") as out:
             subprocess.run(argv, stdout=out, check=True)
-        return read_time(result)
+        return read_time(result), None
     plan = make_plan(fixture("trainer", "flood.py", *argv[2:]))
     attempt = attempt_for(root, plan)
-    if how == "console":
-        with stdout_to_devnull():
-            assert run(plan, attempt, echo=True) == 0
+    if how.startswith("console"):
+        saved = os.environ.pop(VERBOSE_VAR, None)
+        if how == "console -v":
+            os.environ[VERBOSE_VAR] = "1"
+        try:
+            with stdout_to_devnull():
+                assert run(plan, attempt, echo=True) == 0
+        finally:
+            os.environ.pop(VERBOSE_VAR, None)
+            if saved is not None:
+                os.environ[VERBOSE_VAR] = saved
     else:
         assert run(plan, attempt) == 0
-    return read_time(result)
+    return read_time(result), None
 
 
 def main() -> None:
@@ -292,24 +323,32 @@ def main() -> None:
 
     print(
         f"\nlog relay: a child writing {args.mb} MiB of 100-byte lines "
-        f"(its own wall time; median and best of {args.repeat}, interleaved):"
+        f"(its own wall time, median and best of {args.repeat}, interleaved; "
+        "CPU of the relay: the supervisor's threads, or cat's):"
     )
     ways = {
         "devnull": "to /dev/null",
         "pipe": "to a pipe (| cat >/dev/null)",
         "file": "to a file (shell >, no vft)",
         "log": "vft: log file",
-        "console": "vft: log file + console",
+        "console": "vft: log + quiet console",
+        "console -v": "vft: log + console -v",
     }
-    times: dict[str, list[float]] = {how: [] for how in ways}
+    times: dict[str, list[tuple[float, float, float]]] = {how: [] for how in ways}
     for i in range(args.repeat):  # interleaved, so a busy neighbour hurts every row alike
         for how in ways:
-            times[how].append(flood(root, args.mb, how, f"{how}{i}"))
-    base = statistics.median(times["devnull"])
+            times[how].append(flood(root, args.mb, how, f"{how}{i}".replace(" ", "")))
+    base = statistics.median(w for w, _, _ in times["devnull"])
     for how, label in ways.items():
-        med, best = statistics.median(times[how]), min(times[how])
-        rel = "" if how == "devnull" else f"  {(med / base - 1) * 100:+.0f}% vs /dev/null"
-        print(f"  {label + ':':<30} {med:.2f} s (best {best:.2f} s){rel}")
+        walls = [w for w, _, _ in times[how]]
+        med, best = statistics.median(walls), min(walls)
+        relay_cpu = statistics.median(c for _, c, _ in times[how])
+        child_cpu = statistics.median(c for _, _, c in times[how])
+        rel = "" if how == "devnull" else f" {(med / base - 1) * 100:+4.0f}%"
+        print(
+            f"  {label + ':':<30} {med:5.2f} s (best {best:.2f}){rel:<6}  "
+            f"relay CPU {relay_cpu:5.2f} s, child CPU {child_cpu:5.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -275,6 +276,13 @@ def launch(
     from vft.core.runs import RunStatus, run_folder
 
     prepared = prepare(recipe_path, overrides, backend_name, choose_ports=True, base_dir=base_dir)
+    if prepared.recipe.sweep:
+        points = math.prod(len(values) for values in prepared.recipe.sweep.values())
+        raise RecipeError(
+            "sweep",
+            f"this recipe is a grid of {points} runs: run them with `vft sweep {recipe_path}`",
+            hint="or run the recipe once, without its grid: add --set 'sweep={}'",
+        )
     impl, the_plan = prepared.backend, prepared.plan
     if detach:
         impl.capabilities.require(backend_name, "detach", "--detach")
@@ -298,4 +306,23 @@ def launch(
             note(f"a real run would stop here: {would_stop}")
         note("dry run: nothing started")
         return Launched(the_plan, attempt, 0)
-    return Launched(the_plan, attempt, impl.launch(the_plan, attempt, detach=detach))
+    allowed = _relaunch_restarts(prepared)
+    if not allowed:
+        return Launched(the_plan, attempt, impl.launch(the_plan, attempt, detach=detach))
+    from vft.backends.restarts import last_attempt
+
+    code = impl.launch(the_plan, attempt, detach=detach, restarts=allowed)  # type: ignore[call-arg]
+    last = last_attempt(attempt)
+    return Launched(last.plan() if last != attempt else the_plan, last, code)
+
+
+def _relaunch_restarts(prepared: Prepared) -> int:
+    """`resources.restarts` (or the backend's default) for a backend that restarts a
+    transient failure by launching a new attempt itself (`restarts_by_relaunch`, the
+    local one: its `launch` takes `restarts=`); 0 for the others, which restart on their
+    own side (Modal's retries) from the plan."""
+    backend = prepared.backend
+    if not backend.restarts_by_relaunch:
+        return 0
+    requested = prepared.recipe.resources.restarts
+    return backend.default_restarts if requested is None else requested

@@ -161,7 +161,7 @@ def run_vft(
 ) -> subprocess.CompletedProcess[str]:
     """`python -m vft ARGS` as a user runs it; `env` is added to this process's environment.
 
-    COLUMNS is wide so that rich never folds a long argv or script line in the output.
+    COLUMNS is wide so that no table folds a long argv or script line in the output.
     """
     return subprocess.run(
         [sys.executable, "-m", "vft", *map(str, args)],

@@ -18,11 +18,15 @@ from vft.testing import run_vft
 HEAVY = ("torch", "vllm", "modal", "transformers", "deepspeed", "trl", "datasets", "verifiers")
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "VFT_PLUGINS"}
-    env["VFT_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k != "VFT_PLUGINS"}
+    full["VFT_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env={**full, **(env or {})},
+        timeout=60,
     )
 
 
@@ -73,13 +77,69 @@ def test_table_lists_backends_and_inference_servers():
     header = next(line for line in lines if "name" in line and "capabilities" in line)
     for col in ("name", "package", "version", "capabilities"):
         assert col in header
-    local = next(line for line in lines if line.startswith("│ local "))
+    local = next(line for line in lines if line.startswith("local "))
     assert "│ vft " in local and f"│ {__version__} " in local
     assert "detach, outputs, cpu, any GPU" in local
-    assert any(line.startswith("│ modal ") and "multi-node" in line for line in lines)
+    assert any(line.startswith("modal ") and "multi-node" in line for line in lines)
     assert "inference servers (inference.engine)" in out.stdout
-    assert any(line.startswith("│ vllm ") and "yes" in line for line in lines)
+    assert any(line.startswith("vllm ") and "yes" in line for line in lines)
     assert out.stderr == ""  # no plugin errors
+
+
+def test_table_fits_80_columns():
+    out = run("-m", "vft", "backends", env={"COLUMNS": "80"})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), [x for x in lines if len(x) > 80]
+    modal = "".join(line.split("│")[3].strip() for line in _rows_of(lines, "modal"))
+    assert "A100-80GB/" in modal and "max 32 nodes" in modal  # wrapped, nothing lost
+
+
+def _rows_of(lines: list[str], name: str) -> list[str]:
+    """A backend's row and the wrapped lines under it."""
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{name} "))
+    taken = [lines[start]]
+    for line in lines[start + 1 :]:
+        if not line.startswith(" "):
+            break
+        taken.append(line)
+    return taken
+
+
+def test_table_builds_no_options_model_and_imports_no_rich():
+    """The tables show no options: listing backends never builds an options model (the
+    Modal one costs more than the rest of the command), and lays out text without rich."""
+    code = (
+        "import sys\n"
+        "from vft.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print('LOADED=' + ','.join(sorted(m for m in sys.modules if m.startswith("
+        "('vft.backends.modal.options', 'rich')))), file=sys.stderr)\n"
+    )
+    table = run("-c", code, "backends")
+    assert table.stderr.strip().endswith("LOADED="), table.stderr
+    as_json = run("-c", code, "backends", "--json")
+    assert as_json.stderr.strip().endswith("LOADED=vft.backends.modal.options"), as_json.stderr
+    modal = next(b for b in json.loads(as_json.stdout)["backends"] if b["name"] == "modal")
+    assert "volume" in modal["options"]
+
+
+def test_unknown_backend_suggests_the_near_name(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        'name = "r"\n[model]\nname = "willcb/Qwen3-0.6B"\n[environment]\nid = "gsm8k"\n'
+        '[resources]\ngpus = "A100-80GB:2"\n'
+    )
+    for wrong, near in (("modall", "modal"), ("Local", "local")):
+        out = run("-m", "vft", "plan", str(recipe), "-b", wrong)
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert out.stderr.startswith(
+            f"vft: error: --backend: unknown backend {wrong!r} (did you mean {near!r}?); "
+            "installed: local, modal"
+        ), out.stderr
+        assert len(out.stderr.splitlines()) == 1
+    far = run("-m", "vft", "plan", str(recipe), "--backend", "xyz")
+    assert "did you mean" not in far.stderr and "installed: local, modal" in far.stderr
 
 
 def test_backends_imports_nothing_heavy():
@@ -151,8 +211,8 @@ def test_without_modal_the_backend_is_listed_unavailable_with_the_install_line(t
     assert (backends["local"]["available"], backends["local"]["install"]) == (True, None)
     table = without_modal(tmp_path, "backends")
     assert table.returncode == 0, table.stderr
-    modal = next(line for line in table.stdout.splitlines() if line.startswith("│ modal "))
-    assert f"no: {INSTALL}" in modal
+    rows = _rows_of(table.stdout.splitlines(), "modal")
+    assert " ".join(line.split("│")[4].strip() for line in rows).strip() == f"no: {INSTALL}"
 
 
 def test_without_modal_a_run_is_refused_with_the_install_line_and_plan_still_works(tmp_path):
@@ -168,3 +228,25 @@ def test_without_modal_a_run_is_refused_with_the_install_line_and_plan_still_wor
     dry = without_modal(tmp_path, "run", SMOKE, "-b", "modal", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "vft: a real run would stop here: --backend: a run on 'modal' needs modal" in dry.stderr
+
+
+def test_every_backend_option_is_dash_b_or_double_dash_backend():
+    """Wherever a command takes a backend, it is spelled the same: -b / --backend."""
+    import click
+
+    from vft.cli import COMMANDS, cli
+
+    seen = []
+    ctx = click.Context(cli)
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command is not None, name
+        commands = [command]
+        if isinstance(command, click.Group):
+            commands += [command.get_command(ctx, sub) for sub in command.list_commands(ctx)]
+        for cmd in commands:
+            for param in cmd.params:
+                if "backend" in (param.name or ""):
+                    assert sorted(param.opts) == ["--backend", "-b"], (name, param.opts)
+                    seen.append(name)
+    assert {"plan", "run", "status", "logs", "stop", "outputs"} <= set(seen)

@@ -32,7 +32,9 @@ def test_plan_table(project):
         "exp on local: H100:8 x 1 node(s), inference dp=6 tp=1, trainer 2 process(es)" in out.stdout
     )
     assert "vllm serve willcb/Qwen3-1.7B" in out.stdout
-    assert "$31.60/h" in out.stdout
+    assert "cost: unknown" in out.stdout  # own hardware: no price unless the recipe sets one
+    priced = vft("plan", "r.toml", "--set", "resources.usd_per_hour=31.6", cwd=project)
+    assert "$31.60/h" in priced.stdout, priced.stderr
 
 
 def test_plan_json_is_the_contract(project):

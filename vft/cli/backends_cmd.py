@@ -18,18 +18,20 @@ def backends_command(as_json: bool) -> None:
     """
     from vft.core.plugins.registry import registry
 
-    data = describe(registry())
+    data = describe(registry(), options=as_json)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
     _show(data)
 
 
-def describe(reg: Any) -> dict[str, Any]:
-    """The registry as plain data: what `--json` prints and the tables show."""
+def describe(reg: Any, *, options: bool = True) -> dict[str, Any]:
+    """The registry as plain data: what `--json` prints and the tables show.
+
+    `options` lists each backend's `[backend.<name>]` keys, which builds its options
+    model; the tables do not show them, so they need not pay for it."""
     backends = []
     for name, entry in sorted(reg.backends.items()):
-        model = entry.cls.options_model
         missing = entry.cls.missing()
         backends.append(
             {
@@ -42,10 +44,12 @@ def describe(reg: Any) -> dict[str, Any]:
                 if missing
                 else None,
                 "capabilities": entry.cls.capabilities.as_dict(),
-                "options": sorted(model.model_fields) if model is not None else [],
                 "doc": _first_line(entry.cls.__doc__),
             }
         )
+        if options:
+            model = entry.cls.options_model
+            backends[-1]["options"] = sorted(model.model_fields) if model is not None else []
     servers = [
         {
             "name": name,
@@ -60,28 +64,32 @@ def describe(reg: Any) -> dict[str, Any]:
 
 
 def _show(data: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.markup import escape  # an install line's `[modal]` is not markup
-    from rich.table import Table
+    from vft.cli import text
 
-    console = Console()
-    table = Table(title="backends", title_justify="left")
-    for col in ("name", "package", "version", "capabilities", "available"):
-        table.add_column(col, overflow="fold")
-    for b in data["backends"]:
-        available = "yes" if b["available"] else escape(f"no: {b['install']}")
-        table.add_row(
-            b["name"], b["package"], b["version"], capability_text(b["capabilities"]), available
-        )
-    console.print(table)
-    servers = Table(title="inference servers (inference.engine)", title_justify="left")
-    for col in ("name", "package", "version", "needs GPU"):
-        servers.add_column(col)
-    for s in data["inference_servers"]:
-        servers.add_row(s["name"], s["package"], s["version"], "yes" if s["needs_gpu"] else "no")
-    console.print(servers)
+    columns = text.width()
+    rows = [
+        [
+            b["name"],
+            b["package"],
+            b["version"],
+            capability_text(b["capabilities"]),
+            "yes" if b["available"] else f"no: {b['install']}",
+        ]
+        for b in data["backends"]
+    ]
+    lines = ["backends", *text.table(HEADERS, rows, columns)]
+    servers = [
+        [s["name"], s["package"], s["version"], "yes" if s["needs_gpu"] else "no"]
+        for s in data["inference_servers"]
+    ]
+    lines += ["", "inference servers (inference.engine)"]
+    lines += text.table(("name", "package", "version", "needs GPU"), servers, columns)
+    click.echo("\n".join(lines))
     for error in data["errors"]:  # whole lines on stderr: easy to read, easy to grep
         click.echo(f"plugin error: {error}", err=True)
+
+
+HEADERS = ("name", "package", "version", "capabilities", "available")
 
 
 def capability_text(caps: dict[str, Any]) -> str:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
+from vft.cli import text
 from vft.cli.options import backend_option, recipe_argument, set_option
 from vft.core.errors import UserError
 from vft.core.plan import Plan, Role
@@ -45,20 +46,101 @@ def plan_redactor(plan: Plan) -> Redactor:
 
 
 def show_plan(plan: Plan, extra_rows: list[tuple[str, str]]) -> None:
-    """The human view of a plan; also printed by `vft run --dry-run`.
+    """The human view of a plan; also printed by `vft run --dry-run`."""
+    click.echo("\n".join(plan_lines(plan, extra_rows, text.width())))
 
-    Every text is redacted before rich lays it out: a folded table cell could split a
-    secret over two lines, where no redaction of the printed text would find it."""
-    from rich.console import Console
-    from rich.markup import escape as rich_escape
-    from rich.table import Table
 
+def plan_lines(plan: Plan, extra_rows: list[tuple[str, str]], columns: int) -> list[str]:
+    """The plan as lines of at most `columns` (a word longer than a line keeps its own):
+    the summary, the topology table, one section per process with its command, the
+    memory, one cost line, the backend's rows, the environment, setup, warnings.
+
+    Every text is redacted before it is laid out: a wrapped line could split a secret
+    over two lines, where no redaction of the printed text would find it."""
     hide = plan_redactor(plan).text
+    out = text.wrap(hide(_summary(plan)), columns, indent="  ")
+    mem = plan.memory
+    rows = [
+        [
+            hide(p.name),
+            str(p.node),
+            ",".join(map(str, p.devices)) or "-",
+            _memory_cell(mem, p.role) if p.devices else "-",
+        ]
+        for p in plan.processes
+    ]
+    out += ["", *text.table(("process", "node", "devices", "memory/GPU"), rows, columns)]
+    for p in plan.processes:
+        where = f"node {p.node}" + (f", GPU {','.join(map(str, p.devices))}" if p.devices else "")
+        out += ["", f"{hide(p.name)} ({where}):"]
+        out += text.command([hide(a) for a in p.argv], columns)
+    out.append("")
+    memory = _memory_line(mem)
+    if memory:
+        out += text.wrap(memory, columns, indent="  ")
+    from vft.core.planning.budget import budget_rows
 
-    def escape(text: str) -> str:
-        return rich_escape(hide(text))
+    rows_left = [
+        *budget_rows(plan),
+        *((label, value) for label, value in extra_rows if label != BACKEND_COST_LABEL),
+    ]
+    backend_cost = next((v for label, v in extra_rows if label == BACKEND_COST_LABEL), None)
+    out += text.wrap(hide(cost_line(plan, backend_cost)), columns, indent="  ")
+    for label, value in rows_left:
+        if "\n" in value:  # a script or file: printed as is, never wrapped
+            out += [f"{hide(label)}:", *hide(value).strip("\n").splitlines()]
+        else:
+            out += text.wrap(hide(value), columns, indent="  ", first=f"{hide(label)}: ")
+    if plan.trainer.environment.summary:
+        out += text.wrap(
+            hide(plan.trainer.environment.summary), columns, indent="  ", first="environment: "
+        )
+    for step in plan.setup:
+        out.append(f"setup (node {step.node}):")
+        out += text.command([hide(a) for a in step.argv], columns)
+    for w in plan.warnings:
+        out += text.wrap(hide(w), columns, indent="  ", first="warning: ")
+    return out
 
-    console = Console()
+
+#: the label of a backend's describe row that prices the whole run (Modal: GPUs plus the
+#: container's CPU and memory); shown as the plan's one cost line instead of its own row
+BACKEND_COST_LABEL = "$/h"
+_PER_HOUR = re.compile(r"^\$([0-9]+(?:\.[0-9]+)?)/h\b")
+
+
+def cost_line(plan: Plan, backend_cost: str | None = None) -> str:
+    """One line: the price per hour, what it includes, and the run's cost when
+    resources.step_seconds tells how long it takes."""
+    cost = plan.cost
+    source = getattr(cost, "source", "catalog")
+    gpus = f"{plan.gpus_per_node * plan.nodes} x {plan.gpu_type}" if plan.gpu_type else "CPU"
+    if backend_cost and (m := _PER_HOUR.match(backend_cost)):
+        per_hour = float(m.group(1))
+        line = f"cost: {backend_cost} at {plan.backend}'s prices"
+    elif source == "none":
+        return (
+            "cost: unknown: own hardware with no price "
+            "(set resources.usd_per_hour for $/h and a per-run estimate)"
+        )
+    else:
+        per_hour = cost.usd_per_hour
+        what = (
+            "resources.usd_per_hour"
+            if source == "recipe"
+            else f"{gpus} at catalog prices, GPUs only"
+            if plan.gpu_type
+            else "no GPU"
+        )
+        line = f"cost: ${per_hour:.2f}/h ({what})"
+    if cost.hours is not None:
+        line += f", ~${per_hour * cost.hours:.2f} for {cost.hours:g} h"
+    else:
+        line += " (set resources.step_seconds for a per-run estimate)"
+    return line
+
+
+def _summary(plan: Plan) -> str:
     where = "cpu" if plan.is_cpu else f"{plan.gpu_type}:{plan.gpus_per_node}"
     inf = plan.inference
     if inf.colocated:
@@ -70,59 +152,28 @@ def show_plan(plan: Plan, extra_rows: list[tuple[str, str]]) -> None:
     else:
         generation = ", generation in the trainer process"
     sync = f", weight sync: {inf.weight_sync} after every step" if inf.weight_sync else ""
-    console.print(
-        f"[bold]{escape(plan.name)}[/] on [bold]{escape(plan.backend)}[/]: "
-        + f"{where} x {plan.nodes} node(s)"
-        + generation
-        + f", trainer {plan.trainer.num_processes} process(es), ZeRO-{plan.trainer.zero_stage}"
-        + sync
+    return (
+        f"{plan.name} on {plan.backend}: {where} x {plan.nodes} node(s){generation}, "
+        f"trainer {plan.trainer.num_processes} process(es), ZeRO-{plan.trainer.zero_stage}{sync}"
     )
-    table = Table(show_lines=False, expand=False)
-    for col in ("process", "node", "devices", "memory/GPU", "command"):
-        table.add_column(col, overflow="fold")
-    mem = plan.memory
-    for p in plan.processes:
-        table.add_row(
-            escape(p.name),
-            str(p.node),
-            ",".join(map(str, p.devices)) or "-",
-            _memory_cell(mem, p.role) if p.devices else "-",
-            escape(shlex.join(p.argv)),
-        )
-    console.print(table)
+
+
+def _memory_line(mem: Mapping[str, Any]) -> str | None:
     if mem.get("colocated_vllm_gib_per_gpu") is not None:
         vllm = mem["colocated_vllm_gib_per_gpu"]
-        console.print(
+        return (
             f"memory/GPU: trainer ~{round(mem['trainer_gib_per_gpu'] - vllm, 1)} GiB + colocated "
             f"vLLM ~{vllm} GiB (gpu_memory_utilization {mem['vllm_gpu_memory_utilization']:g}: "
             f"weights ~{mem['inference_weights_gib_per_gpu']} GiB + KV cache "
             f"~{mem['inference_kv_cache_gib_per_gpu']} GiB), of {mem['gpu_gib']:g} GiB"
         )
-    elif mem.get("trainer_gib_per_gpu") is not None:
-        console.print(
+    if mem.get("trainer_gib_per_gpu") is not None:
+        return (
             f"memory/GPU: trainer ~{mem['trainer_gib_per_gpu']} GiB, inference weights "
             f"~{mem['inference_weights_gib_per_gpu']} GiB + KV cache "
             f"~{mem['inference_kv_cache_gib_per_gpu']} GiB, of {mem['gpu_gib']:g} GiB"
         )
-    cost = plan.cost
-    line = f"cost: ${cost.usd_per_hour:.2f}/h"
-    if cost.usd_per_run is not None:
-        line += f", ~${cost.usd_per_run:.2f} for {cost.hours} h"
-    else:
-        line += " (set resources.step_seconds for a per-run estimate)"
-    console.print(line)
-    for label, text in extra_rows:
-        if "\n" in text:  # a script or file: printed as is, never wrapped
-            console.print(f"[bold]{escape(label)}:[/]")
-            click.echo(hide(text))
-        else:
-            console.print(f"[bold]{escape(label)}:[/] {escape(text)}", soft_wrap=True)
-    if plan.trainer.environment.summary:
-        console.print(f"[bold]environment:[/] {escape(plan.trainer.environment.summary)}")
-    for step in plan.setup:
-        console.print(f"[bold]setup (node {step.node}):[/] {escape(shlex.join(step.argv))}")
-    for w in plan.warnings:
-        console.print(f"[yellow]warning:[/] {escape(w)}")
+    return None
 
 
 def _memory_cell(mem: Mapping[str, Any], role: Role) -> str:

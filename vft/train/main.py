@@ -14,6 +14,10 @@ The environment (`vft.train.envs`, either Verifiers API) decides how episodes ru
 
 An exception raised by the environment's code ends the trainer with exit code 1 and,
 last on stderr, `vft.train: error: environment ENV_ID: <Type>: <message> (at FILE:LINE)`.
+
+What it prints for the user starts with `vft.train: ` (vft/train/console.py): the phases
+of its start-up, one progress line per step, checkpoints, its verdict. The quiet console
+shows those lines only; the libraries' output stays in logs/trainer.log.
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ import contextlib
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from vft.core.plan import Plan
-from vft.train import tiny
+from vft.train import cpu_stack, tiny
+from vft.train.budget_stop import BudgetStop, CheckpointMarker
 from vft.train.checkpoints import checkpoint_step, resolve_resume
 from vft.train.config import colocated, grpo_kwargs, server_url
+from vft.train.console import Phases, marked, say
 
 INITIAL_MODEL = "initial-model"
 
@@ -46,6 +53,7 @@ def model_path(name: str, run_dir: Path) -> str:
     if (dest / "vft-tiny.json").is_file():
         return str(dest)
     # every process of the launch may get here: build privately, then rename into place
+    say(f"building the model {name} (random weights, offline)...")
     tmp = run_dir / f".{INITIAL_MODEL}-{os.getpid()}"
     tiny.build(tmp)
     try:
@@ -63,11 +71,53 @@ def generation_mode(adapter: Any, served: bool) -> bool:
     return served and adapter.api == "legacy"
 
 
-def train(plan: Plan, run_dir: Path) -> Path | None:
-    """Run GRPO for the plan; return the last checkpoint written."""
+def without_vllm() -> bool:
+    """Tell TRL that vLLM is not there, before TRL is imported, for a plan that does not
+    use it: TRL imports vLLM eagerly when it is installed (half of TRL's import time on a
+    CPU). True when that was done."""
+    try:
+        import trl.import_utils as trl_imports
+    except ImportError:
+        return False
+    if not callable(getattr(trl_imports, "is_vllm_available", None)):
+        return False
+    trl_imports.is_vllm_available = _no_vllm
+    return True
+
+
+def _no_vllm(*args: Any, **kwargs: Any) -> bool:
+    return False
+
+
+def prepare_deepspeed(plan: Plan) -> None:
+    """Before DeepSpeed starts: its compiled ops cached per environment, the op a single
+    process never calls not built, and a phase line when a compile is coming."""
+    root = cpu_stack.use_extensions_cache()
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if plan.is_cpu and plan.trainer.zero_stage is not None:
+        cpu_stack.skip_unused_shm_op(world)
+    building = cpu_stack.ops_to_build(
+        cpu=plan.is_cpu,
+        deepspeed=plan.trainer.zero_stage is not None,
+        offload=plan.trainer.offload_optimizer,
+        world_size=world,
+        root=root,
+    )
+    for _, what, took in building:
+        where = f"; cached in {root}" if root is not None else ""
+        say(f"compiling {what}, first run only, {took}{where}...")
+
+
+def train(plan: Plan, run_dir: Path, started: float | None = None) -> Path | None:
+    """Run GRPO for the plan; return the last checkpoint written. `started` is the
+    monotonic time the program started (for the start-up line)."""
+    phases = Phases(started)
+    phases.start("imports", "loading torch, transformers and TRL...")
+    if not grpo_kwargs(plan, run_dir)["use_vllm"]:
+        without_vllm()
     import torch
     from datasets import Dataset
-    from transformers import AutoTokenizer, PrinterCallback
+    from transformers import AutoTokenizer, PrinterCallback, TrainerCallback
     from trl import GRPOConfig
 
     from vft.train import envs
@@ -75,6 +125,22 @@ def train(plan: Plan, run_dir: Path) -> Path | None:
     from vft.train.metrics import MetricsCallback, SaveAtEndCallback
     from vft.train.weight_sync import grpo_trainer_class
 
+    class Metrics(MetricsCallback):
+        """The progress line, marked for the console."""
+
+        def on_log(self, *args: Any, **kwargs: Any) -> None:
+            with marked():
+                super().on_log(*args, **kwargs)
+
+    class Saved(TrainerCallback):
+        """A phase line for each checkpoint, once it is written."""
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero:
+                say(f"checkpoint saved: checkpoints/checkpoint-{state.global_step}")
+
+    loading = None if tiny.is_tiny(plan.trainer.model) else f"loading {plan.trainer.model}..."
+    phases.start("model", loading)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func: vft's, on purpose
     t = plan.trainer.training
     model = model_path(plan.trainer.model, run_dir)
@@ -84,6 +150,7 @@ def train(plan: Plan, run_dir: Path) -> Path | None:
         tokenizer.pad_token = tokenizer.eos_token
 
     env_cfg = plan.trainer.environment
+    phases.start("environment", f"loading the environment {env_cfg.id}...")
     adapter = envs.load(env_cfg.id, dict(env_cfg.args))  # the main thread: signal handlers
     url = server_url(plan, os.environ)
     served = plan.inference.served and url is not None
@@ -122,6 +189,12 @@ def train(plan: Plan, run_dir: Path) -> Path | None:
                 "unset trainer.eval_steps"
             )
 
+    zero = plan.trainer.zero_stage
+    phases.start(
+        "trainer", "setting up the trainer" + (f" (DeepSpeed ZeRO-{zero})..." if zero else "...")
+    )
+    if zero is not None:  # DeepSpeed starts with the trainer's accelerator
+        prepare_deepspeed(plan)
     trainer_cls = grpo_trainer_class(plan, run_dir)
     trainer = trainer_cls(
         model=model,
@@ -130,13 +203,20 @@ def train(plan: Plan, run_dir: Path) -> Path | None:
         train_dataset=Dataset.from_list(glue.train_dataset()),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows is not None else None,
         processing_class=tokenizer,
-        callbacks=[MetricsCallback(run_dir, names=glue.metric_names()), SaveAtEndCallback()],
+        callbacks=[
+            Metrics(run_dir, names=glue.metric_names(), tensorboard=plan.trainer.tensorboard),
+            SaveAtEndCallback(),
+            CheckpointMarker(),  # before Saved: its line follows the complete checkpoint
+            Saved(),
+            BudgetStop(run_dir),
+        ],
         rollout_func=glue.rollout_func if rollout else None,
     )
     trainer.remove_callback(PrinterCallback)  # our progress line replaces the raw dict dump
     resume = resolve_resume(t.resume_from_checkpoint, run_dir)
     main = trainer.accelerator.is_main_process
     if main:
+        phases.ready()
         where = (
             "in-process"
             if not args.use_vllm
@@ -146,16 +226,15 @@ def train(plan: Plan, run_dir: Path) -> Path | None:
         )
         how = "the environment's own loop" if rollout else "scored by the environment"
         rewards = ", ".join(f"{k} x{w:g}" for k, w in glue.weights.items())
-        print(
-            f"vft.train: {plan.name}: {plan.trainer.model} on {env_cfg.id} "
+        say(
+            f"{plan.name}: {plan.trainer.model} on {env_cfg.id} "
             f"({adapter.api} API, {len(glue.train_dataset())} prompts, rewards {rewards}), "
-            f"{args.max_steps} steps, generation {where} ({how})",
-            flush=True,
+            f"{args.max_steps} steps, generation {where} ({how})"
         )
         if resume is not None:
-            print(f"vft.train: resuming from {resume} (step {checkpoint_step(resume)})", flush=True)
+            say(f"resuming from {resume} (step {checkpoint_step(resume)})")
         elif t.resume_from_checkpoint == "latest":
-            print("vft.train: no earlier checkpoint of this run; starting at step 0", flush=True)
+            say("no earlier checkpoint of this run; starting at step 0")
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     finally:
@@ -163,7 +242,7 @@ def train(plan: Plan, run_dir: Path) -> Path | None:
             glue.close()
     last = Path(str(args.output_dir)) / f"checkpoint-{trainer.state.global_step}"
     if main:
-        print(f"vft.train: done at step {trainer.state.global_step}; checkpoint {last}", flush=True)
+        say(f"done at step {trainer.state.global_step}; checkpoint {last}")
     return last
 
 
@@ -176,7 +255,8 @@ def _die(line: str, code: int) -> None:
     os._exit(code)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, started: float | None = None) -> int:
+    started = time.monotonic() if started is None else started
     parser = argparse.ArgumentParser(prog="python -m vft.train", description=__doc__)
     parser.add_argument("--run-dir", required=True, help="the attempt folder holding plan.json")
     args = parser.parse_args(argv)
@@ -187,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     plan = Plan.from_json(plan_file.read_text())
     try:
-        train(plan, run_dir)
+        train(plan, run_dir, started)
     except FileNotFoundError as exc:  # e.g. resume_from_checkpoint names no checkpoint
         print(f"vft.train: error: {exc}", file=sys.stderr)
         return 2

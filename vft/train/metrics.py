@@ -1,7 +1,9 @@
 """Per-step metrics: one JSON row per logged step in `<run>/metrics.jsonl`, one progress line.
 
 The file is written by the main process only, appended and flushed each step, so
-`vft logs` and a crashed run both keep every finished step.
+`vft logs` and a crashed run both keep every finished step. With the plan's
+`trainer.tensorboard` the same numbers also go to TensorBoard event files under
+`<run>/tensorboard`; metrics.jsonl stays the record `vft status` and `vft plot` read.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
 
 
 def _number(value: Any) -> Any:
@@ -72,17 +75,45 @@ class MetricsCallback(TrainerCallback):
     """
 
     def __init__(
-        self, run_dir: str | Path, echo: bool = True, names: dict[str, str] | None = None
+        self,
+        run_dir: str | Path,
+        echo: bool = True,
+        names: dict[str, str] | None = None,
+        tensorboard: bool | None = None,
     ) -> None:
+        """`tensorboard`: also write event files; None: as the run's plan.json says. A
+        missing `tensorboard` package refuses here, before the first step, on every rank."""
         self.path = Path(run_dir) / METRICS_FILE
         self.echo = echo
         self.names = dict(names or {})
+        self.tensorboard = planned_tensorboard(run_dir) if tensorboard is None else tensorboard
+        if self.tensorboard:
+            require_tensorboard()
+        self._writer: Any = None
         self._last: tuple[float, float] | None = None  # (time, tokens seen)
         self._start: tuple[float, int] | None = None  # (time, step)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._start = (time.time(), state.global_step)
         self._last = (time.time(), float(state.num_input_tokens_seen or 0))
+        if self.tensorboard and state.is_world_process_zero and self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.path.parent / TENSORBOARD_DIR))
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _scalars(self, row: dict[str, Any]) -> None:
+        """The row's numbers as TensorBoard scalars at its step, flushed like the file."""
+        if self._writer is None:
+            return
+        for key, value in row.items():
+            if key not in ("step", "time") and type(value) in (int, float):
+                self._writer.add_scalar(key, value, row["step"], walltime=row["time"])
+        self._writer.flush()
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
@@ -102,6 +133,7 @@ class MetricsCallback(TrainerCallback):
         self._last = (now, tokens)
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
+        self._scalars(row)
         if self.echo:
             print(progress_line(row, state.max_steps, self._eta(state, now)), flush=True)
 
@@ -110,6 +142,7 @@ class MetricsCallback(TrainerCallback):
         row |= {k: _number(v) for k, v in stable_names(logs, self.names).items()}
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
+        self._scalars(row)
         if self.echo:
             print(eval_line(row), flush=True)
 
@@ -120,6 +153,32 @@ class MetricsCallback(TrainerCallback):
         if done <= 0:
             return None
         return (now - self._start[0]) / done * max(0, state.max_steps - state.global_step)
+
+
+def planned_tensorboard(run_dir: str | Path) -> bool:
+    """The plan's `trainer.tensorboard` (plan.json is the trainer's source of truth); False
+    for a folder without a readable plan (a test's, a custom script's own folder)."""
+    try:
+        plan = json.loads((Path(run_dir) / "plan.json").read_text())
+        return bool(plan["trainer"].get("tensorboard", False))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def require_tensorboard() -> None:
+    """Refuse in one line (TrainerRefusal: vft.train exits 2, the run's failure line quotes
+    it) when the `tensorboard` package torch's SummaryWriter needs is not installed: found
+    before the first step, not after the model and data have cost minutes."""
+    import importlib.util
+
+    from vft.train.main import TrainerRefusal
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise TrainerRefusal(
+            "logging.tensorboard = true needs the tensorboard package, which is not installed "
+            "in the trainer's Python (pip install 'vft[tensorboard]', or set "
+            "logging.tensorboard = false)"
+        )
 
 
 def eval_line(row: dict[str, Any]) -> str:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from vft.plugin import FINISHED, Attempt, Backend, Capabilities, PreflightError, UserError
 from vft_slurm import slurm
-from vft_slurm.options import SlurmOptions
 from vft_slurm.script import JobSpec, render
 
 if TYPE_CHECKING:
@@ -39,7 +38,7 @@ REASONS = {
 
 class SlurmBackend(Backend):
     name = "slurm"
-    options_model = SlurmOptions
+    options_model = "vft_slurm.options:SlurmOptions"  # imported when a recipe uses slurm
     capabilities = Capabilities(
         multi_node=True,
         detach=True,
@@ -55,6 +54,8 @@ class SlurmBackend(Backend):
         return [("batch script", "\n" + self.script(plan, str(run_dir)))]
 
     def script(self, plan: Plan, run_dir: str) -> str:
+        from vft_slurm.options import SlurmOptions
+
         options = SlurmOptions.model_validate(plan.backend_options or {})
         return render(plan, options, JobSpec(run_dir=run_dir, workdir=os.getcwd()))
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from vft.backends.modal import container
 from vft.backends.modal.container import CheckpointCommitter, RunFailed, run_in_volume
 from vft.core.plan import Plan, Process
 
@@ -231,10 +230,12 @@ def test_run_failed_keeps_its_exit_code_across_pickling() -> None:
 def test_the_modal_function_end_to_end(
     tmp_path: Path, make_plan: Callable[..., Plan], no_leftovers: str, monkeypatch
 ) -> None:
-    """`run_node_in_container` as Modal calls it; Volume.from_name is the faked boundary."""
+    """`run_node_restarting` as Modal calls it; Volume.from_name is the faked boundary.
+    A run's own failure (exit code 4, not transient) is returned: Modal must not retry it."""
     import modal
 
     from vft.backends.modal import spec
+    from vft.backends.modal.retry import run_node_restarting
 
     vol = Volume(tmp_path)
     names: list[str] = []
@@ -251,10 +252,8 @@ def test_the_modal_function_end_to_end(
     monkeypatch.setattr(modal.Volume, "from_name", from_name)
     ok = make_plan(ckpt_trainer(no_leftovers, steps=1, pause=0.1), name="fn")
     ok = Plan.from_dict({**ok.to_dict(), "backend_options": {"volume": "my-vol"}})
-    assert container.run_node_in_container(ok.to_json(), "fn/attempt-1") == 0
+    assert run_node_restarting(ok.to_json(), "fn/attempt-1") == 0
     assert names == ["my-vol"]
     assert (vol.committed / "fn/attempt-1/checkpoints/checkpoint-1").is_dir()
     bad = make_plan(ckpt_trainer(no_leftovers, steps=1, pause=0.1, code=4), name="fn")
-    with pytest.raises(RunFailed) as info:
-        container.run_node_in_container(bad.to_json(), "fn/attempt-2")
-    assert info.value.exit_code == 4
+    assert run_node_restarting(bad.to_json(), "fn/attempt-2") == 4

@@ -170,3 +170,34 @@ def test_one_process_log_from_the_volume_follows_until_the_run_ends() -> None:
     assert list(remote.read_log(vol, record, "trainer", follow=False, ended=ended)) == lines
     with pytest.raises(UserError, match="no log for process 'vllm'"):
         list(remote.read_log(vol, record, "vllm", follow=False, ended=ended))
+
+
+def test_a_run_that_stopped_at_its_budget_says_so_not_succeeded(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The call ends with 0 either way; run.json on the volume (Modal's Volume is the
+    stand-in) tells a budget stop from a success."""
+    import json
+
+    import modal
+
+    budget = {"max_usd": 5.0, "spent_usd": 4.6}
+    on_volume = {"status": "stopped: budget", "stop_reason": "budget", "budget": budget}
+    vol = Volume({"exp/attempt-2/run.json": json.dumps(on_volume).encode()})
+    monkeypatch.setattr(modal.Volume, "from_name", staticmethod(lambda name: vol))
+    monkeypatch.setattr(modal.FunctionCall, "from_id", staticmethod(lambda call_id: Call(0)))
+    attempt = modal_attempt(tmp_path)
+    attempt.update(modal={**attempt.record()["modal"], "function_call_id": "fc-1"})
+    state = remote.status(attempt)
+    assert (state["status"], state["stop_reason"], state["budget"]) == (
+        "stopped: budget",
+        "budget",
+        budget,
+    )
+    assert attempt.record()["status"] == "stopped: budget"
+
+    vol.files["exp/attempt-2/run.json"] = b'{"status": "succeeded"}'
+    other = Attempt(tmp_path / "outputs" / "exp" / "attempt-3")
+    other.update(**{**attempt.record(), "status": "running", "attempt": 3})
+    other.update(stop_reason=None, budget=None)
+    assert remote.status(other)["status"] == "succeeded"

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from vft.backends.local import preflight
 from vft.core.errors import PreflightError
@@ -35,8 +35,18 @@ class LocalBackend(Backend):
         cpu=True,
         limits={"multi_node": "one machine; use the modal or slurm backend for nodes > 1"},
     )
+    #: a transient failure restarts by launching a new attempt (vft/backends/restarts.py);
+    #: `resources.restarts` unset means this many
+    restarts_by_relaunch: ClassVar[bool] = True
+    default_restarts: ClassVar[int] = 0
 
     # -- before launch ---------------------------------------------------------------------
+    def describe(self, plan: Plan) -> list[tuple[str, str]]:
+        """The restarts row."""
+        from vft.backends.restarts import plan_row
+
+        return [plan_row(plan.run.restarts, self.default_restarts)]
+
     def choose_ports(self, requested: Ports) -> Ports:
         """The requested ports, each one taken on this machine (bound, or reserved by a run
         starting at the same time) moved to a free one, and reserved for this run."""
@@ -70,9 +80,14 @@ class LocalBackend(Backend):
         return notes + [f"--force: going on although {p}" for p in problems]
 
     # -- launch ----------------------------------------------------------------------------
-    def launch(self, plan: Plan, attempt: Attempt, *, detach: bool) -> int:
+    def launch(self, plan: Plan, attempt: Attempt, *, detach: bool, restarts: int = 0) -> int:
+        """Run the plan on this machine; `restarts`: how many times a transient failure
+        starts a new attempt from the newest checkpoint (vft/backends/restarts.py), here
+        in the foreground, by the detached agent (agent.py) otherwise. The exit code is
+        the last attempt's; its ports stay reserved across the attempts."""
         from vft.backends.local import ports
-        from vft.core.node.entry import node_argv, start_node
+        from vft.backends.local.agent import agent_argv, run_attempts
+        from vft.core.node.entry import node_argv
         from vft.core.node.guard import Interrupted
         from vft.core.node.identity import create_time
         from vft.core.node.install import install
@@ -95,10 +110,13 @@ class LocalBackend(Backend):
             print(f"vft: {note}", file=sys.stderr)
         if not detach:
             try:
-                return start_node(attempt.path)
+                return run_attempts(attempt, restarts, echo=True)
             finally:
                 ports.release(bound)
-        argv = node_argv(str(attempt.path), python=sys.executable, echo=False)
+        if restarts:
+            argv = agent_argv(attempt.path, restarts, python=sys.executable)
+        else:
+            argv = node_argv(str(attempt.path), python=sys.executable, echo=False)
         attempt.update(
             status=RunStatus.STARTING, detached=True
         )  # before the node can write "running"

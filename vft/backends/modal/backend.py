@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vft.backends.modal.options import ModalOptions
 from vft.backends.modal.preflight import MAX_CLUSTER_NODES, MAX_GPUS, cluster_problem
 from vft.core.plan import Plan
 from vft.core.planning.capabilities import Capabilities
@@ -17,7 +16,7 @@ from vft.core.runs.folders import Attempt
 
 class ModalBackend(Backend):
     name = "modal"
-    options_model = ModalOptions
+    options_model = "vft.backends.modal.options:ModalOptions"  # built when used
     requires = ("modal",)
     install_hint = "pip install 'vft[modal]'"
     capabilities = Capabilities(

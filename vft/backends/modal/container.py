@@ -1,13 +1,17 @@
 """Inside the Modal container: write the plan, run this node under the supervisor, commit.
 
-`run_node_in_container` is the Modal Function (one container per node). All of its work
-is in `run_in_volume`, which takes the Volume as a folder and `commit` as a callable, so
+The Modal Function (one container per node, `retry.run_node_restarting`) does its work
+in `run_in_volume`, which takes the Volume as a folder and `commit` as a callable, so
 it runs unchanged on a laptop against a temporary folder (that is how it is tested).
 
 Modal's own GRPO examples never commit the output Volume; a container that dies before
 its end then loses every checkpoint. Here a background thread commits each checkpoint
-once its files stop changing, logs are committed every few minutes, and a last commit
-runs however the node ends.
+once it is complete (vft's trainer marks it, `vft-checkpoint.json` written last; an
+unmarked one, from a `trainer.script`, once its files stop changing), logs are committed
+every few minutes, and a last commit runs however the node ends (a budget stop too).
+Tested at that boundary only: a folder stands in for the Volume and a fake `commit`
+copies it (tests/backends/modal/test_modal_container.py, test_modal_checkpoint_commit.py);
+Modal's own `Volume.commit()` is not reached from the tests.
 """
 
 from __future__ import annotations
@@ -19,9 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from vft.backends.modal.options import ModalOptions
 from vft.core.plan import NodeContext, Plan
-from vft.core.runs.folders import Attempt
+from vft.core.runs.folders import CHECKPOINT_MARKER, Attempt
 
 CHECKPOINT_GLOBS = ("checkpoint-*", "*/checkpoint-*", "*/*/checkpoint-*")
 POLL_S = 10.0  # how often the committer looks for new checkpoints
@@ -50,9 +53,10 @@ def say(text: str) -> None:
 class CheckpointCommitter:
     """Commits the Volume when a checkpoint folder is complete, and every `every_s` seconds.
 
-    A checkpoint counts as complete once its files (count, size, newest mtime) are the same
-    on two looks `poll_s` apart: the trainer has finished writing it. A failed commit is
-    retried at the next look.
+    A checkpoint counts as complete at the first look that finds its marker (written last,
+    once every process wrote its part), or, without one, once its files (count, size,
+    newest mtime) are the same on two looks `poll_s` apart. A failed commit is retried at
+    the next look.
     """
 
     def __init__(
@@ -98,7 +102,8 @@ class CheckpointCommitter:
         for path in self._checkpoints():
             key = str(path.relative_to(self.run_dir))
             sig = _signature(path)
-            stable = sig[0] > 0 and self._seen.get(key) == sig
+            marked = (path / CHECKPOINT_MARKER).is_file()
+            stable = sig[0] > 0 and (marked or self._seen.get(key) == sig)
             self._seen[key] = sig
             if stable and self.committed.get(key) != sig:
                 done.append(key)
@@ -195,18 +200,3 @@ def cluster_context(nodes: int) -> tuple[int, tuple[str, ...]]:
         say("Modal gave no IPv4 cluster addresses; using IPv6")
         addresses = cluster.container_ips()
     return rank, tuple(addresses)
-
-
-def run_node_in_container(plan_json: str, run_dir: str) -> int:
-    """The Modal Function: one call per run, broadcast to every container of a cluster."""
-    import modal
-
-    from vft.backends.modal.spec import OUTPUTS
-
-    plan = Plan.from_json(plan_json)
-    rank, addresses = cluster_context(plan.nodes)
-    volume = modal.Volume.from_name(ModalOptions.model_validate(plan.backend_options).volume)
-    code = run_in_volume(plan, Path(OUTPUTS), run_dir, rank, addresses, commit=volume.commit)
-    if code != 0:
-        raise RunFailed(code, f"{plan.name} node {rank} exited with code {code}")
-    return code

@@ -16,6 +16,7 @@ from vft.backends.modal.spec import (
     remote_run_dir,
 )
 from vft.core.errors import UserError
+from vft.core.node.logrelay import verbose_from_env
 from vft.core.plan import Plan
 from vft.core.runs.folders import ATTEMPT, Attempt, RunStatus
 
@@ -55,7 +56,9 @@ def launch(plan: Plan, attempt: Attempt, *, detach: bool, spec: FunctionSpec | N
     try:
         app, function = build_app(spec)
         with remote.modal_errors(), modal.enable_output(), app.run(detach=detach):
-            call = function.spawn(plan_in_container(plan, spec).to_json(), run_dir)
+            call = function.spawn(
+                plan_in_container(plan, spec).to_json(), run_dir, verbose_from_env()
+            )
             record |= {
                 "app_id": app.app_id,
                 "function_call_id": call.object_id,

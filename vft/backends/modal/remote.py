@@ -64,7 +64,28 @@ def status(attempt: Attempt) -> dict[str, Any]:
     fields: dict[str, Any] = {"status": state, "exit_code": code, "ended_at": time.time()}
     if reason:
         fields["failed"] = {"process": None, "reason": reason, "exit_code": code}
+    if code == 0:  # a run that stopped itself at its budget also ends with 0
+        fields |= budget_stop(record)
     return attempt.update(**fields)
+
+
+def budget_stop(record: dict[str, Any]) -> dict[str, Any]:
+    """The status, stop_reason and budget of a run that stopped at its budget, from the
+    run.json the container wrote on the volume; {} for any other run (or unreadable)."""
+    import json
+
+    import modal
+
+    path = f"{record['modal']['run_dir']}/run.json"
+    try:
+        data = json.loads(
+            b"".join(modal.Volume.from_name(record["modal"]["volume"]).read_file(path))
+        )
+    except Exception:  # not committed, or unreadable: the call's own result stands
+        return {}
+    if data.get("stop_reason") != "budget":
+        return {}
+    return {k: data[k] for k in ("status", "stop_reason", "budget") if k in data}
 
 
 def _node0(record: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,10 @@ REMOTE_ROOT = "/opt/vft"  # the vft project: vft/, configs/, environments/, exam
 REMOTE_WORK = "/opt/vft-work"  # the user's folder, when vft runs from outside the project
 REMOTE_INSTALL = "/opt/vft-install"  # copies of the recipe's environment.install packages
 OUTPUTS = "/outputs"  # where the Volume is mounted
+#: restarts after a transient failure when resources.restarts is unset: a long GPU run on
+#: Modal meets a preemption now and then, and each restart resumes from a checkpoint
+DEFAULT_RESTARTS = 2
+RETRY_DELAY_S = 10.0  # before Modal starts a failed call again
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 EXTRAS = ("train", "inference")
@@ -92,6 +96,8 @@ class FunctionSpec:
     volume: str
     secrets: tuple[str, ...]
     image: ImageSpec
+    # how often Modal starts the call again after a transient failure (vft/backends/modal/retry.py)
+    restarts: int = DEFAULT_RESTARTS
 
     @property
     def memory_mib(self) -> int:
@@ -107,6 +113,8 @@ def function_spec(
 ) -> FunctionSpec:
     """The function for `plan`; `workdir` is where the recipe's relative paths start (the
     recipe's folder, `plan.run.workdir`)."""
+    from vft.backends.restarts import allowed_restarts, requested_restarts
+
     opts = plan.backend_options
     root = (project_root or PROJECT_ROOT).resolve()
     work = (workdir or Path(plan.run.workdir or ".")).resolve()
@@ -121,6 +129,7 @@ def function_spec(
         volume=opts.get("volume", "vft-outputs"),
         secrets=tuple(opts.get("secrets", ("wandb", "huggingface"))),
         image=image_spec(plan, root, work),
+        restarts=allowed_restarts(requested_restarts(plan), DEFAULT_RESTARTS),
     )
 
 
@@ -218,7 +227,9 @@ def remote_run_dir(name: str, attempt: int) -> str:
 
 
 def describe_rows(plan: Plan, spec: FunctionSpec) -> list[tuple[str, str]]:
-    """Rows for `vft plan --backend modal`: the image, GPUs, volume, secrets, $/h."""
+    """Rows for `vft plan --backend modal`: the image, GPUs, volume, secrets, restarts, $/h."""
+    from vft.backends.restarts import plan_row, requested_restarts
+
     gpu_usd = plan.cost.usd_per_hour
     reserve = spec.reservation_usd_per_hour()
     rows = [("image", "; ".join(spec.image.steps()))]
@@ -236,6 +247,7 @@ def describe_rows(plan: Plan, spec: FunctionSpec) -> list[tuple[str, str]]:
         ("volume", f"{spec.volume} at {OUTPUTS}; run folder {OUTPUTS}/{plan.name}/attempt-N")
     )
     rows.append(("secrets", ", ".join(spec.secrets) or "none"))
+    rows.append(plan_row(requested_restarts(plan), DEFAULT_RESTARTS))
     rows.append(
         (
             "$/h",

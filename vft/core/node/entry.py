@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vft.core.errors import UserError
-from vft.core.node.supervisor import run_node
 from vft.core.plan import NodeContext
 from vft.core.runs import Attempt, RunStatus
 
@@ -74,6 +73,8 @@ def start_node(
     if not 0 <= rank < plan.nodes:
         raise UserError(f"--node-rank: {rank} is not a node of this plan (0..{plan.nodes - 1})")
     try:
+        from vft.core.node.supervisor import run_node  # the heavy part: on use only
+
         return run_node(plan, attempt, NodeContext.here(rank, nodes, str(path)), echo=echo)
     except UserError as exc:  # refused before anything started: the record says so too
         if rank == 0:

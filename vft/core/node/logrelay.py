@@ -6,6 +6,17 @@ fed from a bounded queue, rate-limited to what a person can read, and *drops* wh
 terminal cannot keep up with (saying how much, and where to find it) instead of pushing
 back on the child. A log that cannot be written (disk full) is given up, said once, and
 its pipe drained all the same.
+
+The console is quiet by default: it shows vft's own lines (`vft: ...`, `vft.train: ...`:
+the trainer's phases, one progress line per step, its verdict), Python tracebacks in full
+and error lines (`ERROR` records, `SomeError: ...`, `error:`), so a failure is never
+hidden; the libraries' chatter (warnings, progress bars, banners) goes
+to the log files only, and the first line hidden from a process says where it went.
+`VFT_VERBOSE=1` (`vft run -v`) shows everything live. vft's programs mark their lines by
+the `vft.<program>: ` prefix they print anyway (the supervisor's verdict reads the same),
+so the filter needs no knowledge of any library's format and survives any launcher in
+between (accelerate, torchrun): a prefix travels through every pipe, a second file
+descriptor would not.
 """
 
 from __future__ import annotations
@@ -14,11 +25,12 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,6 +49,67 @@ COLOURS = {"inference": "36", "trainer": "35", "vft": "1;33"}
 OTHER_COLOURS = ("32", "34", "96", "95", "92", "94")
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
+VERBOSE_VAR = "VFT_VERBOSE"  # set by `vft run -v`; read wherever the supervisor runs
+#: a line of vft's own programs: `vft: ...`, `vft.train: ...` (not `vft_smoke: ...`)
+OWN_LINE = re.compile(rb"vft(?:\.[a-z_]+)*: ")
+TRACEBACK = re.compile(rb"[ |+]*(?:Traceback \(most recent call last\)|Exception Group Traceback)")
+CHAINED = (b"The above exception was the direct cause", b"During handling of the above exception")
+#: an error line: a log record at error level in the usual layouts (`ERROR 12-04 ...`,
+#: `[ERROR]`, `ERROR:root:...`, `[ERROR|trainer.py:12]`), an exception's line that is no
+#: traceback's (`worker: RuntimeError: ...` as a launcher relays it), a program's or a
+#: compiler's `error:` / `fatal error:`
+ERROR_LINE = re.compile(
+    rb"^.{0,80}?(?:(?<![\w.])(?:ERROR|CRITICAL|FATAL)(?:[]:|]|\s)"
+    rb"|\b[A-Z]\w*(?:Error|Exception): "
+    rb"|(?<![\w-])(?:fatal )?error: )"
+)
+#: none of these in a chunk: nothing in it is shown (a fast path for floods of chatter)
+SHOWN_HINTS = (b"vft", b"Traceback", b"rror", b"RROR", b"CRITICAL", b"FATAL", b"Exception")
+ANSI = re.compile(rb"\x1b\[[0-9;]*m")  # colours around a level name (`ERROR` in red)
+
+
+def verbose_from_env(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the console shows every process's whole output (`VFT_VERBOSE`)."""
+    value = (os.environ if environ is None else environ).get(VERBOSE_VAR, "")
+    return value.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+class QuietFilter:
+    """Which lines of one process the quiet console shows (see the module's docstring).
+
+    A traceback is followed from its `Traceback (most recent call last):` through its
+    indented frames to the exception line, chained ones included, so a failure is never
+    cut short on the console.
+    """
+
+    def __init__(self) -> None:
+        self.in_frames = False  # inside a traceback's indented frames
+        self.after = False  # just past a traceback's exception line
+
+    def keep(self, line: bytes) -> bool:
+        text = line.rsplit(b"\r", 1)[-1].rstrip(b"\r\n")  # a progress bar: its last state
+        if b"\x1b" in text:
+            text = ANSI.sub(b"", text)
+        if self.in_frames:
+            if not text or text[:1] in (b" ", b"\t") or text.startswith((b"|", b"+")):
+                return True
+            self.in_frames, self.after = False, True
+            return True  # the exception line (`ValueError: ...`)
+        if self.after:
+            if not text.strip():
+                return False
+            if text.startswith(CHAINED) or text[:1] in (b" ", b"\t"):
+                return True  # a chained traceback's header, a message's further lines
+            self.after = False
+        if TRACEBACK.match(text):
+            self.in_frames = True
+            return True
+        return bool(OWN_LINE.match(text) or ERROR_LINE.match(text))
+
+    def idle(self) -> bool:
+        """Not inside a traceback: a chunk without a `SHOWN_HINTS` word shows nothing."""
+        return not (self.in_frames or self.after)
+
 
 def make_pipe() -> tuple[int, int]:
     """(read end, write end) of a pipe as large as the kernel allows us (1 MiB by default)."""
@@ -47,9 +120,19 @@ def make_pipe() -> tuple[int, int]:
 
 
 class ConsoleMerge:
-    """The live, prefixed, colour-coded merge of every process's output on one stream."""
+    """The live, prefixed, colour-coded merge of every process's output on one stream.
 
-    def __init__(self, out: BinaryIO | None = None, *, names: list[str] | None = None) -> None:
+    `verbose` None reads `VFT_VERBOSE`; quiet, each process's output is filtered by a
+    `QuietFilter` before it reaches the queue (so chatter costs no console budget).
+    """
+
+    def __init__(
+        self,
+        out: BinaryIO | None = None,
+        *,
+        names: list[str] | None = None,
+        verbose: bool | None = None,
+    ) -> None:
         stdout = getattr(sys.stdout, "buffer", None)  # None under pythonw or a closed stdout
         self.out = out if out is not None else stdout or open(os.devnull, "wb")  # noqa: SIM115
         tty = bool(getattr(self.out, "isatty", lambda: False)())
@@ -63,11 +146,18 @@ class ConsoleMerge:
         self._prefixes: dict[str, bytes] = {}
         self._tokens = float(CONSOLE_BURST)
         self._refilled = time.monotonic()
+        self.verbose = verbose_from_env() if verbose is None else verbose
+        self._filters: dict[str, QuietFilter] = {}
+        self._hidden: set[str] = set()  # processes whose output was hidden (told once)
         self._thread = threading.Thread(target=self._drain, name="vft-console", daemon=True)
         self._thread.start()
 
     def offer(self, name: str, chunk: bytes) -> None:
         """Queue a child's chunk for the terminal, or count it as dropped; never waits."""
+        if not self.verbose:
+            chunk = self._quiet(name, chunk)
+            if not chunk:
+                return
         with self._cond:
             now = time.monotonic()
             self._tokens = min(CONSOLE_BURST, self._tokens + (now - self._refilled) * CONSOLE_RATE)
@@ -79,6 +169,28 @@ class ConsoleMerge:
             self._pending += len(chunk)
             self._queue.append((name, chunk))
             self._cond.notify()
+
+    def _quiet(self, name: str, chunk: bytes) -> bytes:
+        """What of `chunk` the quiet console shows; the first hidden line of a process is
+        replaced by one note saying where its output is (called by one relay per name)."""
+        flt = self._filters.get(name)
+        if flt is None:
+            flt = self._filters[name] = QuietFilter()
+        kept: list[bytes] = []
+        hid = False
+        if flt.idle() and not any(hint in chunk for hint in SHOWN_HINTS):
+            hid = not chunk.isspace()
+        else:
+            for line in chunk.splitlines(keepends=True):
+                if flt.keep(line):
+                    kept.append(line)
+                elif line.strip():
+                    hid = True
+        if hid and name not in self._hidden:
+            self._hidden.add(name)
+            note = f"(its other output is in logs/{name}.log; `vft run -v` shows it here)\n"
+            kept.insert(0, note.encode())
+        return b"".join(kept)
 
     def say(self, text: str) -> None:
         """vft's own messages: always shown, in order with the children's output."""

@@ -15,6 +15,10 @@ cluster on each node through `vft agent`).
   runs) stops every tree: SIGTERM to all at once, one wait of `run.stop_grace_s`, then
   SIGKILL. The trainer exiting 0 stops the servers and the node exits 0.
 - SIGINT/SIGTERM/SIGHUP: the same orderly stop, exit 128 + signal; a second signal kills.
+- A budget (`run.max_usd` / `run.max_hours`, budget.py): near the cap the trainer is asked
+  to save a checkpoint and stop (its exit 0 then ends the node); whatever still runs at
+  cap - grace - 2 s is stopped, so the run is gone by the cap. Either way the status is
+  "stopped: budget" (`stop_reason` "budget" in run.json: never restart it), exit code 0.
 - SIGKILL of the supervisor itself: its watchdog (watchdog.py), a process of its own,
   stops every process the run started and records the end. Every wait is finite
   (limits.py): a plan's `inf` is refused, not waited out.
@@ -41,6 +45,7 @@ from subprocess import Popen
 from typing import Any
 
 from vft.core.errors import UserError
+from vft.core.node.budget import BudgetClock, Due
 from vft.core.node.identity import create_time
 from vft.core.node.limits import MAX_READY_TIMEOUT_S, MAX_STOP_GRACE_S, seconds
 from vft.core.node.logrelay import ConsoleMerge, make_pipe, relay, tail_lines
@@ -139,6 +144,7 @@ class Supervisor:
         self.peers: FinishListener | None = None
         self.record = NodeRecord(attempt, ctx, self.redactor, on_error=self.say)
         self.watchdog: Watchdog | None = None
+        self.budget: BudgetClock | None = None
         attempt.logs_dir.mkdir(parents=True, exist_ok=True)
         # one file per node: appends from several hosts to one file on a network fs can tear
         events = "vft" if ctx.rank == 0 else f"vft-node{ctx.rank}"
@@ -153,10 +159,13 @@ class Supervisor:
 
     def _run(self) -> int:
         self.started_at = time.time()
+        self.budget = BudgetClock.for_plan(self.plan, self.attempt.path, self.grace)
         try:
             self._start_watchdog()
             for note in self.notes:
                 self.say(note)
+            if self.budget is not None:
+                self.say(f"budget: {self.budget.cap()}: the run stops before, a checkpoint first")
             self.record.start(self.started_at, self.trainer_start, **self._identity())
             code, failure = self._supervise(), None
         except Failure as exc:
@@ -171,6 +180,8 @@ class Supervisor:
             self._join_relays()
             if failure is not None:
                 self._report(failure)
+            elif self._budget_ended():
+                self._report_budget()
             self._record_end(code, failure)
             self._tell_peers(code)
         finally:
@@ -236,6 +247,8 @@ class Supervisor:
                 name = signal.Signals(self.signals[0]).name
                 self.say(f"received {name}: stopping (again to kill at once)")
                 return 128 + self.signals[0]
+            if self.budget is not None and self._budget_tick():
+                return 0
             if not ready and self.watch is not None and self.watch.ready_at is not None:
                 ready = True
                 self._on_ready()
@@ -262,6 +275,37 @@ class Supervisor:
             if time.monotonic() > next_refresh:
                 self.trees.refresh(c.popen.pid for c in self._running())
                 next_refresh = time.monotonic() + TREE_REFRESH_S
+
+    def _budget_tick(self) -> bool:
+        """Act on the budget clock; True when the node must stop now."""
+        assert self.budget is not None
+        due = self.budget.due()
+        if due == Due.REQUEST:
+            try:
+                self.budget.request(self.attempt.stop_request_path)
+            except OSError as exc:  # the stop before the cap still comes
+                self.say(f"budget: cannot write {self.attempt.stop_request_path.name}: {exc}")
+            self.say(
+                f"budget: {self.budget.spent()}: asking the trainer to save a checkpoint and stop"
+            )
+        elif due == Due.STOP:
+            self.say(
+                f"budget: {self.budget.spent()}: the trainer has not stopped; stopping "
+                "every process before the cap (its newest complete checkpoint stays the last)"
+            )
+            return True
+        return False
+
+    def _budget_ended(self) -> bool:
+        return self.budget is not None and self.budget.ended_run and not self.signals
+
+    def _report_budget(self) -> None:
+        assert self.budget is not None
+        self.budget.refresh()
+        checkpoint = self.budget.measured.checkpoint or "none"
+        self.say(
+            f"stopped: budget, {self.budget.spent()}; newest complete checkpoint: {checkpoint}"
+        )
 
     def _check_exits(self, ready: bool, gated: bool) -> int | None:
         """Act on children that exited; return the node's code when it is done."""
@@ -463,6 +507,14 @@ class Supervisor:
         status = (
             RunStatus.SUCCEEDED if code == 0 else RunStatus.STOPPED if stopped else RunStatus.FAILED
         )
+        if failure is None and code == 0 and self._budget_ended():
+            assert self.budget is not None
+            status = RunStatus.STOPPED_BUDGET
+            fields = {"stop_reason": "budget", "budget": self.budget.record()}
+            self.record.data.update(fields)  # written with the node's end below
+            if self.ctx.rank == 0:  # before the status: a reader of it finds these too
+                with contextlib.suppress(OSError):
+                    self.attempt.update(**fields)
         failed = None
         if failure is not None:
             failed = {"process": failure.name, "reason": failure.reason, "exit_code": failure.code}

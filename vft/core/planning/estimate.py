@@ -76,8 +76,15 @@ def inference_memory_gib(
 
 
 def cost(usd_per_gpu_hour: float, gpus: int, max_steps: int, step_seconds: float | None) -> Cost:
-    per_hour = round(usd_per_gpu_hour * gpus, 2)
+    """A backend's rented GPUs at the catalog's price per GPU-hour."""
+    return run_cost(round(usd_per_gpu_hour * gpus, 2), max_steps, step_seconds, "catalog")
+
+
+def run_cost(usd_per_hour: float, max_steps: int, step_seconds: float | None, source: str) -> Cost:
+    """The price per hour of the run's machines, and of the run when its step time is known;
+    a price of source "none" is unknown, so the run's is too."""
     if step_seconds is None:
-        return Cost(per_hour)
-    hours = max_steps * step_seconds / 3600
-    return Cost(per_hour, round(hours, 2), round(per_hour * hours, 2))
+        return Cost(usd_per_hour, source=source)
+    hours = round(max_steps * step_seconds / 3600, 2)
+    per_run = None if source == "none" else round(usd_per_hour * max_steps * step_seconds / 3600, 2)
+    return Cost(usd_per_hour, hours, per_run, source=source)

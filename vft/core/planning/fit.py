@@ -19,7 +19,13 @@ from vft.core.planning.estimate import (
     inference_memory_gib,
     trainer_memory_gib,
 )
-from vft.core.planning.layout import Layout, assign, colocated, default_inference_gpus
+from vft.core.planning.layout import (
+    Layout,
+    assign,
+    colocated,
+    default_inference_gpus,
+    splits,
+)
 from vft.core.recipe.schema import Recipe
 
 COLOCATE_UTILIZATION = 0.3  # vLLM's share of a GPU it shares with the trainer, unless set
@@ -94,11 +100,15 @@ def choose_layout(fit: FitInputs, warnings: list[str]) -> tuple[Layout, bool]:
     if trainer_fits(fit, layout, offload=False):
         return layout, False
     if not pinned and not layout.colocated and stage is not None:
+        # the trainer's need falls as it gets GPUs: the first split that fits, from the
+        # default towards fewer inference GPUs, told by counts before any layout is built
+        total = per_node * nodes
         for inference in range(first - tp, tp - 1, -tp):
-            try:
-                wider = assign(per_node, nodes, inference, tp)
-            except PlanError:
+            if not _fits(fit, total - inference, offload=False):
                 continue
+            if not splits(per_node, nodes, inference, tp):
+                continue
+            wider = assign(per_node, nodes, inference, tp)
             if trainer_fits(fit, wider, offload=False):
                 warnings.append(
                     f"moved {wider.trainer_gpus - layout.trainer_gpus} GPU(s) from inference to the "
@@ -116,11 +126,15 @@ def choose_layout(fit: FitInputs, warnings: list[str]) -> tuple[Layout, bool]:
 
 
 def trainer_memory(fit: FitInputs, layout: Layout | None, offload: bool) -> TrainerMemory:
+    return _trainer_memory(fit, layout.trainer_gpus if layout else 1, offload)
+
+
+def _trainer_memory(fit: FitInputs, trainer_gpus: int, offload: bool) -> TrainerMemory:
     t = fit.recipe.trainer
     assert fit.params_b is not None
     return trainer_memory_gib(
         fit.params_b,
-        layout.trainer_gpus if layout else 1,
+        trainer_gpus,
         fit.stage,
         offload_optimizer=offload,
         micro_batch=t.per_device_train_batch_size,
@@ -132,6 +146,11 @@ def trainer_memory(fit: FitInputs, layout: Layout | None, offload: bool) -> Trai
 def trainer_fits(fit: FitInputs, layout: Layout, *, offload: bool) -> bool:
     need = trainer_memory(fit, layout, offload).total
     return need + colocated_vllm_gib(fit.recipe, layout, fit.gpu_gib) <= fit.gpu_gib * HEADROOM
+
+
+def _fits(fit: FitInputs, trainer_gpus: int, *, offload: bool) -> bool:
+    """`trainer_fits` for a server plan of `trainer_gpus` trainer GPUs, without a layout."""
+    return _trainer_memory(fit, trainer_gpus, offload).total <= fit.gpu_gib * HEADROOM
 
 
 def colocated_vllm_gib(recipe: Recipe, layout: Layout | None, gpu_gib: float) -> float:

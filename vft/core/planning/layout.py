@@ -83,14 +83,44 @@ def assign(per_node: int, nodes: int, inference_gpus: int, tensor_parallel: int)
         )
     layout = _place(per_node, nodes, inference_gpus, tp)
     if not _even(layout):
-        valid = [i for i in range(tp, total, tp) if _even(_place(per_node, nodes, i, tp))]
-        shown = ", ".join(map(str, valid[:6])) or "none"
+        shown = ", ".join(map(str, valid_inference_gpus(per_node, nodes, tp)[:6])) or "none"
         raise PlanError(
             "resources.inference_gpus: the trainer would have "
             + ", ".join(f"{len(s.trainer)} GPUs on node {s.node}" for s in layout.trainer_nodes)
             + f"; accelerate needs the same number on every node (valid inference_gpus: {shown})"
         )
     return layout
+
+
+def splits(per_node: int, nodes: int, inference_gpus: int, tp: int) -> bool:
+    """Whether `assign` would accept this split, told by arithmetic alone (no layout is
+    built), so that searching every split of many nodes stays linear in the GPUs."""
+    total = per_node * nodes
+    if tp > per_node or inference_gpus % tp or inference_gpus < tp or inference_gpus >= total:
+        return False
+    return _trainer_counts(per_node, nodes, inference_gpus, tp) is not None
+
+
+def valid_inference_gpus(per_node: int, nodes: int, tp: int) -> list[int]:
+    """Every inference share `assign` accepts, smallest first."""
+    return [i for i in range(tp, per_node * nodes, tp) if splits(per_node, nodes, i, tp)]
+
+
+def _trainer_counts(per_node: int, nodes: int, inference_gpus: int, tp: int) -> set[int] | None:
+    """The trainer GPUs per trainer node of `_place`'s split: whole replicas fill node after
+    node; None when the replicas do not fit or the trainer nodes would differ."""
+    per = per_node // tp  # replicas one node holds
+    replicas = inference_gpus // tp
+    full, rest = divmod(replicas, per)
+    if full + (1 if rest else 0) > nodes:
+        return None
+    counts = {per_node - per * tp} if full else set()
+    if rest:
+        counts.add(per_node - rest * tp)
+    if full + (1 if rest else 0) < nodes:
+        counts.add(per_node)
+    counts.discard(0)
+    return counts if len(counts) <= 1 else None
 
 
 def colocated(per_node: int, nodes: int, tensor_parallel: int) -> Layout:
@@ -123,11 +153,7 @@ def _place(per_node: int, nodes: int, inference_gpus: int, tp: int) -> Layout:
         inference[node].extend(range(used, used + tp))
         used += tp
     slots = tuple(
-        NodeSlots(
-            n,
-            tuple(inference[n]),
-            tuple(d for d in range(per_node) if d not in set(inference[n])),
-        )
+        NodeSlots(n, tuple(inference[n]), tuple(range(len(inference[n]), per_node)))
         for n in range(nodes)
     )
     trainer_gpus = sum(len(s.trainer) for s in slots)

@@ -22,13 +22,14 @@ from vft.core.plan import (
     WandbPlan,
     WeightSync,
 )
+from vft.core.planning.budget import budget_line, check_budget, price
 from vft.core.planning.capabilities import Capabilities
 from vft.core.planning.environment_facts import (
     EnvironmentFacts,
     environment_problems,
     summary_line,
 )
-from vft.core.planning.estimate import cost, infer_params_b
+from vft.core.planning.estimate import infer_params_b
 from vft.core.planning.fit import FitInputs, choose_layout, memory_summary, vllm_utilization
 from vft.core.planning.inference import (
     WEIGHTS_DIR,
@@ -128,8 +129,8 @@ def plan(recipe: Recipe, target: Target) -> Plan:
     sync = choose_weight_sync(recipe, target.server, served=served, cpu=request.is_cpu)
     processes = _processes(recipe, target, layout, ports, processes_per_trainer, sync)
     memory = memory_summary(FitInputs(recipe, stage, params_b, gpu_gib), layout, offload, warnings)
-    price = request.type.usd_per_hour if request.type else 0.0
-    gpus = request.count * res.nodes
+    run_cost = price(recipe, target.backend, warnings)
+    check_budget(recipe, target.backend, run_cost)
     if target.environment_note:
         warnings.append(target.environment_note)
     if recipe.logging.wandb_project and "wandb" not in target.backend_options.get("secrets", ()):
@@ -142,7 +143,7 @@ def plan(recipe: Recipe, target: Target) -> Plan:
             f"inference.max_model_len = {recipe.inference.max_model_len} is below "
             f"trainer.max_tokens = {recipe.trainer.max_tokens}: completions will be cut"
         )
-    return Plan(
+    result = Plan(
         name=recipe.name,
         backend=target.backend,
         gpu_type=request.type.name if request.type else None,
@@ -153,7 +154,7 @@ def plan(recipe: Recipe, target: Target) -> Plan:
         processes=tuple(processes),
         files=files,
         memory=memory,
-        cost=cost(price, gpus, recipe.trainer.max_steps, res.step_seconds),
+        cost=run_cost,
         warnings=tuple(warnings),
         install=tuple(recipe.environment.install),
         setup=setup_steps(recipe, target.server, served),
@@ -163,11 +164,16 @@ def plan(recipe: Recipe, target: Target) -> Plan:
             trainer_start=TrainerStart(recipe.run.trainer_start),
             stop_grace_s=recipe.run.stop_grace_s,
             workdir=str(recipe.base_dir),
+            max_usd=res.max_usd,
+            max_hours=res.max_hours,
+            restarts=res.restarts,
         ),
         ports=chosen,
         backend_options=dict(target.backend_options),
         recipe=recipe.model_dump(mode="json"),
     )
+    line = budget_line(result, res.step_seconds)
+    return replace(result, warnings=(*result.warnings, line)) if line else result
 
 
 def _trainer(

@@ -30,11 +30,24 @@ class Backend:
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
-    #: pydantic model for the recipe's `[backend.<name>]` table, or None if it takes none
-    options_model: ClassVar[type[BaseModel] | None] = None
+    #: pydantic model for the recipe's `[backend.<name>]` table, or None if it takes none;
+    #: "module:Class" imports it on first use, so that listing backends or planning for
+    #: another backend never builds it (reading the attribute always gives the class)
+    options_model: ClassVar[type[BaseModel] | str | None] = None
     #: modules it needs to launch or reach a run (an optional extra), and what installs them
     requires: ClassVar[tuple[str, ...]] = ()
     install_hint: ClassVar[str | None] = None
+    #: True when a transient failure is restarted by vft starting a new attempt itself
+    #: (then `launch` takes `restarts=N`); False when the backend's platform retries (Modal)
+    restarts_by_relaunch: ClassVar[bool] = False
+    #: `resources.restarts` when the recipe leaves it out
+    default_restarts: ClassVar[int] = 0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        target = cls.__dict__.get("options_model")
+        if isinstance(target, str):
+            cls.options_model = LazyModel(target)  # type: ignore[assignment]
 
     @classmethod
     def missing(cls) -> list[str]:
@@ -122,3 +135,37 @@ def _installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # a blocked or broken package is not usable either
         return False
+
+
+class LazyModel:
+    """A backend's `options_model` named as "module:Class": imported, and checked to be a
+    pydantic model, the first time it is read."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._model: type[BaseModel] | None = None
+
+    def __get__(self, obj: object, owner: type | None = None) -> type[BaseModel]:
+        if self._model is None:
+            self._model = self._load(owner)
+        return self._model
+
+    def _load(self, owner: type | None) -> type[BaseModel]:
+        import importlib
+
+        from vft.core.errors import UserError
+
+        name = getattr(owner, "name", "?")
+        module, _, attr = self.target.partition(":")
+        try:
+            model = getattr(importlib.import_module(module), attr)
+        except Exception as exc:  # a plugin's bug, said in one line
+            raise UserError(
+                f"--backend: the options of backend {name!r} ({self.target}) cannot be "
+                f"loaded: {type(exc).__name__}: {exc}"
+            ) from None
+        if not callable(getattr(model, "model_validate", None)):
+            raise UserError(
+                f"--backend: backend {name!r}: options_model {self.target} is not a pydantic model"
+            )
+        return model

@@ -13,6 +13,7 @@ import functools
 import importlib
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
@@ -81,9 +82,22 @@ class Registry:
                 f" (plugins that failed to load: {'; '.join(self.errors)})" if self.errors else ""
             )
             raise UserError(
-                f"{key}: unknown {kind} {name!r}; installed: {', '.join(sorted(table))}{broken}"
+                f"{key}: unknown {kind} {name!r}{did_you_mean(name, table)}; "
+                f"installed: {', '.join(sorted(table))}{broken}"
             )
         return table[name]
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """` (did you mean 'modal'?)` for a near miss among `known`, else ''."""
+    import difflib
+
+    pool = sorted(known)
+    folded = {k.lower(): k for k in pool}
+    if name.lower() in folded:  # `-b Modal`: only the case differs
+        return f" (did you mean {folded[name.lower()]!r}?)"
+    close = difflib.get_close_matches(name[:64].lower(), list(folded), n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(folded[c]) for c in close)}?)" if close else ""
 
 
 def reset() -> None:
@@ -220,8 +234,17 @@ def _invalid(cls: Any, kind: str, base: type) -> str | None:
 
         if not isinstance(getattr(cls, "capabilities", None), Capabilities):
             return f"{where}: capabilities must be a vft.plugin.Capabilities"
-        model = getattr(cls, "options_model", None)
-        if model is not None and not callable(getattr(model, "model_validate", None)):
+        from vft.core.plugins.backend import LazyModel
+
+        # read without resolving it: a "module:Class" model is imported on first use
+        model = next(
+            (k.__dict__["options_model"] for k in cls.__mro__ if "options_model" in k.__dict__),
+            None,
+        )
+        if isinstance(model, LazyModel):
+            if not re.fullmatch(r"[\w.]+:\w+", model.target):
+                return f"{where}: options_model {model.target!r} is not 'module:Class'"
+        elif model is not None and not callable(getattr(model, "model_validate", None)):
             return f"{where}: options_model must be a pydantic model class or None"
     elif not callable(getattr(cls, "command", None)):
         return f"{where}: has no command(part) method"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel
 
 from vft.core.recipe.schema import Recipe
@@ -32,11 +34,10 @@ def reference_table() -> str:
 def write_readme(path: str = "README.md") -> None:
     """Replaces the README's generated section (between its two markers) with the table."""
     start, end = "<!-- recipe-reference:start -->", "<!-- recipe-reference:end -->"
-    text = open(path, encoding="utf-8").read()
-    head, rest = text.split(start, 1)
+    readme = Path(path)
+    head, rest = readme.read_text(encoding="utf-8").split(start, 1)
     _, tail = rest.split(end, 1)
-    with open(path, "w", encoding="utf-8") as out:
-        out.write(f"{head}{start}\n{reference_table()}\n{end}{tail}")
+    readme.write_text(f"{head}{start}\n{reference_table()}\n{end}{tail}", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -251,6 +251,25 @@ class Recipe(Section):
     )
     _base_dir: str = PrivateAttr("")
 
+    @field_validator("sweep", mode="before")
+    @classmethod
+    def _sweep_dotted(cls, value: Any) -> Any:
+        """`[sweep] trainer.beta = [0, 0.04]` is TOML for a nested table: flatten it to the
+        dotted keys `vft sweep --grid` uses (a quoted key is already flat)."""
+        if not isinstance(value, dict):
+            return value
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, table: dict[str, Any]) -> None:
+            for key, item in table.items():
+                if isinstance(item, dict):
+                    walk(f"{prefix}{key}.", item)
+                else:
+                    flat[f"{prefix}{key}"] = item
+
+        walk("", value)
+        return flat
+
     @property
     def base_dir(self) -> Path:
         """The folder the recipe's relative paths start from: its file's folder (the

@@ -9,6 +9,8 @@ written atomically (temp file + rename) so a reader never sees half a record:
 - `nodes/node-<rank>.json`: one node's state (its processes, pids, exit codes), written
   only by that node's supervisor, so nodes sharing a filesystem never race on one file.
 - `logs/<process>.log`: each process's output; `logs/vft.log`: the supervisor's own.
+- `stop-request.json`: written by a node's supervisor when the budget is nearly spent;
+  the trainer (vft/train/budget_stop.py) then saves a checkpoint and stops.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ from vft.core.runs.records import (
 
 ATTEMPT = re.compile(r"^attempt-(\d+)$")
 NODE_FILE = re.compile(r"^node-(\d+)\.json$")
+STOP_REQUEST = "stop-request.json"
+#: written into a checkpoint folder last, once every trainer process has written its part
+CHECKPOINT_MARKER = "vft-checkpoint.json"
 
 
 class RunStatus(StrEnum):
@@ -55,6 +60,8 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     STOPPED = "stopped"
+    # the budget (resources.max_usd / max_hours) ended it, a checkpoint first: never restart
+    STOPPED_BUDGET = "stopped: budget"
     LOST = "lost"  # the supervisor died without writing its end (kill -9, reboot)
     ORPHANED = "orphaned"  # lost, and processes of the run are still alive: `vft stop` ends them
     INTERRUPTED = "interrupted"  # a signal ended it before the supervisor started (an install)
@@ -67,6 +74,7 @@ FINISHED = frozenset(
         RunStatus.SUCCEEDED,
         RunStatus.FAILED,
         RunStatus.STOPPED,
+        RunStatus.STOPPED_BUDGET,
         RunStatus.LOST,
         RunStatus.INTERRUPTED,
         RunStatus.DRY_RUN,
@@ -117,6 +125,10 @@ class Attempt:
     @property
     def logs_dir(self) -> Path:
         return self.path / "logs"
+
+    @property
+    def stop_request_path(self) -> Path:
+        return self.path / STOP_REQUEST
 
     def plan(self) -> Plan:
         """The attempt's plan.json; UnreadableRecord when it is missing or broken."""

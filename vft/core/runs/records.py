@@ -64,6 +64,10 @@ RUN_FIELDS: dict[str, tuple[type, ...]] = {
     "host": (str,),
     "failed": (dict,),
     "modal": (dict,),
+    "stop_reason": (str,),  # "budget": the run stopped itself at its cap; never restart it
+    "budget": (dict,),
+    "restart": (dict,),  # this attempt restarted a transient failure: number, reason, checkpoint
+    "restarted_as": (int,),  # the attempt that took over from this one
 }
 NODE_FIELDS: dict[str, tuple[type, ...]] = {
     "rank": (int,),
@@ -75,6 +79,8 @@ NODE_FIELDS: dict[str, tuple[type, ...]] = {
     "supervisor_create_time": _NUMBER,
     "failed": (dict,),
     "processes": (dict,),
+    "stop_reason": (str,),
+    "budget": (dict,),
 }
 PROCESS_FIELDS: dict[str, tuple[type, ...]] = {
     "pid": (int,),

@@ -1,0 +1,112 @@
+"""`vft plot RUN [RUN...]`: reward, its components, loss and KL by step, several runs
+overlaid; in the terminal (braille charts), or as an image file with `-o`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vft.cli.options import run_backend_option
+from vft.cli.run_common import output_dir_option
+
+
+@click.command("plot")
+@click.argument("runs", nargs=-1, metavar="RUN...")
+@click.option("--sweep", metavar="NAME", help="Overlay every point of this sweep (vft sweep).")
+@output_dir_option
+@run_backend_option
+@click.option(
+    "--metric",
+    "-m",
+    "metrics",
+    multiple=True,
+    metavar="M",
+    help="A metric of metrics.jsonl to plot (repeatable, or a,b); "
+    "default: reward, its components, loss and kl.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the charts to this image (.png, .svg, .pdf; needs matplotlib).",
+)
+@click.option("--height", default=8, show_default=True, help="Terminal chart height in lines.")
+def plot_command(
+    runs: tuple[str, ...],
+    sweep: str | None,
+    output_dir: str,
+    backend: str | None,
+    metrics: tuple[str, ...],
+    output: Path | None,
+    height: int,
+) -> None:
+    """Plot RUN's curves by step; several RUNs are overlaid, one colour each."""
+    from vft.cli.run_common import note, resolve_run
+    from vft.cli.run_metrics import metrics_rows
+    from vft.core.errors import UserError
+    from vft.core.runs.metrics import available, default_curves, series
+
+    if sweep is not None:
+        from vft.core.sweeps.record import sweep_attempt_refs
+
+        runs = (*runs, *sweep_attempt_refs(sweep, output_dir))
+    if not runs:
+        raise UserError("name a RUN to plot, or a sweep with --sweep NAME (see `vft runs`)")
+    if output is not None:
+        from vft.cli.plot_png import check_output
+
+        check_output(output)  # before any run is read
+    loaded: dict[str, list[dict[str, Any]]] = {}
+    attempts: list[tuple[Any, Any]] = []
+    for run in runs:  # the same attempt named twice is plotted once
+        found = resolve_run(run, output_dir, backend)
+        if all(found[0].path != a.path for a, _ in attempts):
+            attempts.append(found)
+    names = [a.run_name for a, _ in attempts]
+    for attempt, impl in attempts:
+        label = attempt.run_name
+        if names.count(label) > 1 or label in loaded:
+            label = f"{attempt.run_name}/attempt-{attempt.number}"
+        rows, why = metrics_rows(attempt, impl)
+        if why:
+            note(why)
+        if not rows:
+            note(f"{label}: no metrics yet (metrics.jsonl gets its first row after step 1)")
+        loaded[label] = rows
+    every = [row for rows in loaded.values() for row in rows]
+    if not every:
+        raise UserError(f"nothing to plot: no run of {', '.join(runs)} has logged a step yet")
+    have = available(every)
+    wanted = [m.strip() for item in metrics for m in item.split(",") if m.strip()]
+    unknown = [m for m in wanted if m not in have]
+    if unknown:
+        raise UserError(f"--metric: unknown metric {unknown[0]!r} (available: {', '.join(have)})")
+    chosen = wanted or default_curves(every)
+    curves = {m: {label: series(rows, m) for label, rows in loaded.items()} for m in chosen}
+    if output is not None:
+        from vft.cli.plot_png import write_image
+
+        write_image(output, curves, title=" vs ".join(loaded) if len(loaded) > 1 else "")
+        click.echo(f"wrote {output} ({', '.join(chosen)})")
+        return
+    show_terminal(curves, list(loaded), height=max(2, height))
+
+
+def show_terminal(curves: dict[str, dict[str, Any]], labels: list[str], *, height: int) -> None:
+    """Each metric as a braille chart sized to the terminal, a legend on top for several runs."""
+    from rich.console import Console
+
+    from vft.cli.charts import braille_chart, legend
+
+    console = Console(highlight=False)
+    width = max(20, min(console.width, 120) - 14)
+    if len(labels) > 1:
+        console.print(legend(labels))
+    for metric, runs in curves.items():
+        last = [f"{label} {pts[-1][1]:.4g}" for label, pts in runs.items() if pts]
+        title = f"{metric}  (last: {', '.join(last)})" if last else metric
+        for line in braille_chart(title, runs, width=width, height=height):
+            console.print(line, soft_wrap=True)
