@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import site
 import statistics
 import subprocess
 import sys
@@ -50,10 +51,20 @@ def interleaved(cmds: dict[str, list[str]], rounds: int) -> dict[str, float]:
 def make_env(work: Path) -> Path:
     """A venv seeing this environment's packages, with the three plugins installed editable."""
     venv = work / "venv"
-    # no pip of its own: ensurepip's bundled setuptools would shadow this environment's
-    venv_argv = [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip"]
+    # no pip of its own: ensurepip's bundled setuptools would shadow this environment's.
+    # `--system-site-packages` would see the base interpreter's packages, not this
+    # environment's (vft, setuptools): a .pth file adds this environment's site-packages
+    venv_argv = [sys.executable, "-m", "venv", "--without-pip"]
     subprocess.run([*venv_argv, str(venv)], check=True)
     python = venv / "bin" / "python"
+    inner = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    # addsitedir, not a bare path: this environment's own .pth files (vft's editable
+    # finder among them) must run in the venv too
+    lines = [f"import site; site.addsitedir({d!r})" for d in site.getsitepackages()]
+    Path(inner, "vft-bench-parent.pth").write_text("\n".join(lines) + "\n")
     for name in PLUGINS:
         src = work / "src" / name
         shutil.copytree(ROOT / "tests" / "plugins" / name, src)

@@ -4,8 +4,9 @@ The server is started exactly as the planner writes it for examples/recipes/smok
 (argv and env, `{{run_dir}}` filled; only the port is a free one and the host loopback).
 The proof: after a real optimizer step on the trainer's copy, one `FileSync.push` makes the
 server's prompt logprobs equal the trainer's (tied embeddings included), and different from
-before. Then: an incomplete set is refused; a down or silent server fails in one line within
-the timeout; GRPOTrainer built by `grpo_trainer_class(plan)` trains against the server and
+before (the server loads in place and repacks each oneDNN-packed linear and the tied head).
+Then: an incomplete set is refused; a set whose tensors differ from the model's is refused
+before a byte is loaded; a down or silent server fails in one line within the timeout; GRPOTrainer built by `grpo_trainer_class(plan)` trains against the server and
 leaves it holding the trained weights.
 """
 
@@ -32,6 +33,7 @@ import pytest
 from vft.core.plan import NodeContext, Plan, Role
 from vft.launch import prepare
 from vft.testing import TOKEN_VAR, free_port, processes_with
+from vft.train.vllm_worker import PROFILE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "examples" / "recipes" / "smoke-server.toml"
@@ -96,6 +98,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     argv[argv.index("--host") + 1] = "127.0.0.1"  # not the planner's 0.0.0.0, in a test
     token = uuid.uuid4().hex
     env = {**os.environ, **proc_plan.env, TOKEN_VAR: token}
+    env[PROFILE_ENV] = str(run_dir / "profiles")  # the worker's cProfile hook, checked below
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     log = run_dir / "server.log"
@@ -206,10 +209,15 @@ def test_push_makes_the_server_match_the_trainer(server, trainer_model):
     assert (step1 / WEIGHTS_FILE).is_file() and read_marker(step1)["step"] == 1
     assert json.loads((step1 / MARKER).read_text())["tensors"] == len(named)
     assert timing.tensors == len(named) and timing.total_s > 0 and sync.timings == [timing]
+    assert timing.phases is not None and {"stage_s", "load_s", "pack_s"} <= set(timing.phases)
+    assert (server.run_dir / "profiles" / "reload-1.prof").is_file()  # VFT_WEIGHT_SYNC_PROFILE
     assert json.loads((root / "timings.jsonl").read_text().splitlines()[-1])["step"] == 1
-    # the worker reports the tied lm_head it refreshed
+    # the worker loaded in place and repacked every oneDNN-packed linear (qkv, o, gate_up,
+    # down per layer) and the tied lm_head, whose packed copy vLLM's reload leaves stale
     reply = sync.reload(step1, 1, time.perf_counter() + 60)
-    assert reply[0]["refreshed"] == ["lm_head"] and reply[0]["step"] == 1
+    layers = model.config.num_hidden_layers
+    assert reply[0]["mode"] == "in-place" and reply[0]["step"] == 1
+    assert reply[0]["repacked"] == 4 * layers + 1 and reply[0]["heads"] == ["lm_head"]
     # two more pushes: only the last two sets stay on disk
     sync.push(named, step=2)
     sync.push(named, step=3)
@@ -235,6 +243,36 @@ def test_an_incomplete_set_is_refused(server, trainer_model):
     assert "\n" not in line and "returned 500 to reload_weights (step 9)" in line
     assert "incomplete" in line and MARKER in line
     # nothing was loaded; the server still serves the weights it had
+    assert (server_logprobs(server.url, ids) - held).abs().max().item() < 1e-6
+    sync.close()
+
+
+def test_a_set_that_does_not_match_the_model_is_refused_before_loading(server, trainer_model):
+    """A set missing a tensor (or naming one the model lacks) is refused whole: the server
+    keeps every weight it had, packed and plain."""
+    from vft.train.weight_files import FileSync, WeightSyncError, write_set
+
+    model, ids = trainer_model
+    named = {n: p.detach() for n, p in model.named_parameters()}
+    root = server.run_dir / "mismatch"
+    sync = FileSync(server.url, root, timeout_s=60)
+    sync.push(named, step=30)  # a whole set: the server knows the names of a set
+    held = server_logprobs(server.url, ids)
+
+    dropped = "model.layers.0.self_attn.q_proj.weight"
+    perturbed = {n: t + 0.5 for n, t in named.items() if n != dropped}
+    directory = write_set(perturbed, root, 31)
+    with pytest.raises(WeightSyncError) as caught:
+        sync.reload(directory, 31, time.perf_counter() + 60)
+    line = str(caught.value)
+    assert "\n" not in line and "returned 500 to reload_weights (step 31)" in line
+    assert f"1 tensors missing (e.g. {dropped})" in line and "nothing was loaded" in line
+    assert (server_logprobs(server.url, ids) - held).abs().max().item() < 1e-6
+
+    extra = {**perturbed, dropped: named[dropped] + 0.5, "model.extra.weight": named[dropped]}
+    directory = write_set(extra, root, 32)
+    with pytest.raises(WeightSyncError, match="1 unknown \\(e.g. model.extra.weight\\)"):
+        sync.reload(directory, 32, time.perf_counter() + 60)
     assert (server_logprobs(server.url, ids) - held).abs().max().item() < 1e-6
     sync.close()
 

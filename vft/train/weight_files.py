@@ -9,9 +9,10 @@ that communicator cannot exist, so instead:
    (a private temporary folder renamed into place, then the marker file ``vft-weights.json``
    last: a set without it is incomplete and the server refuses it);
 3. it asks the server to load that folder (``POST /collective_rpc`` calling
-   ``reload_weights_from_dir`` of :class:`vft.train.vllm_worker.FileSyncWorkerExtension`)
-   and to drop its prefix cache (``POST /reset_prefix_cache``);
-4. it keeps the last two sets (the server's model config names the last one it loaded).
+   ``reload_weights_from_dir`` of :class:`vft.train.vllm_worker.FileSyncWorkerExtension`,
+   which on the CPU copies it into the live tensors and repacks only the packed GEMMs:
+   vft/train/weight_reload.py) and to drop its prefix cache (``POST /reset_prefix_cache``);
+4. it keeps the last two sets (the one the server loaded last, and the one before).
 
 Every request, and the whole sync, is bounded by ``inference.weight_sync_timeout_s``; a sync
 that fails or stalls raises :class:`WeightSyncError` on every rank with one line saying which
@@ -67,6 +68,9 @@ class SyncTiming:
     worker_s: float | None  # of which inside the vLLM workers (slowest), as they report it
     reset_s: float  # the prefix cache reset
     total_s: float
+    # the slowest worker's phases (load_s: the set copied into the live tensors, pack_s:
+    # the GEMMs repacked, stage_s: first sync only), as it reports them
+    phases: dict[str, float] | None = None
 
 
 # -- the set on disk ----------------------------------------------------------------------
@@ -243,6 +247,7 @@ class FileSync:
             worker_s=_worker_seconds(results),
             reset_s=round(done - reloaded, 6),
             total_s=round(done - start + gather_s, 6),
+            phases=_worker_phases(results),
         )
         self.timings.append(timing)
         if self.record:
@@ -320,6 +325,19 @@ def _worker_seconds(results: Any) -> float | None:
         float(r["reload_s"]) for r in results or () if isinstance(r, dict) and "reload_s" in r
     ]
     return max(seconds) if seconds else None
+
+
+def _worker_phases(results: Any) -> dict[str, float] | None:
+    """The `*_s` phases the slowest worker reported, if any."""
+    workers = [r for r in results or () if isinstance(r, dict) and "reload_s" in r]
+    if not workers:
+        return None
+    slowest = max(workers, key=lambda r: float(r["reload_s"]))
+    return {
+        key: float(value)
+        for key, value in slowest.items()
+        if key.endswith("_s") and key != "reload_s" and isinstance(value, (int, float))
+    }
 
 
 def _reason(exc: Exception) -> str:
