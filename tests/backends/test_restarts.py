@@ -17,6 +17,8 @@ from vft.backends.local.backend import LocalBackend
 from vft.backends.restarts import (
     allowed_restarts,
     attempt_transience,
+    budget_left,
+    elapsed_s,
     last_attempt,
     newest_checkpoint,
     plan_row,
@@ -204,6 +206,50 @@ def test_no_restarts_allowed_means_one_attempt(proc, make_plan, new_attempt, out
     first = new_attempt(plan)
     last, code, said = _run(plan, first, allowed=0)
     assert (last, code, said) == (first, KILLED, [])
+
+
+def test_a_restart_gets_only_the_budget_left(make_plan, tmp_path: Path) -> None:
+    """Restarts share the recipe's cap: each attempt's run time comes off it."""
+    from dataclasses import replace
+
+    plan = make_plan(name="p")
+    assert budget_left(plan, 10_000.0) is plan  # no cap, nothing to lower
+    capped = replace(plan, run=replace(plan.run, max_hours=1.0, max_usd=10.0))
+    capped = replace(capped, cost=replace(capped.cost, usd_per_hour=4.0))
+    half = budget_left(capped, 1800.0)
+    assert half is not None
+    assert half.run.max_hours == pytest.approx(0.5) and half.run.max_usd == pytest.approx(8.0)
+    assert budget_left(capped, 3600.0) is None  # the hour is spent
+    pricey = replace(capped, cost=replace(capped.cost, usd_per_hour=40.0))
+    assert budget_left(pricey, 900.0) is None  # $10 is spent in a quarter of an hour
+
+    ran = Attempt(tmp_path / "p" / "attempt-1")
+    ran.update(started_at=100.0, ended_at=400.0)
+    broken = Attempt(tmp_path / "p" / "attempt-2")
+    broken.update(started_at=500.0)  # never ended: nothing counted
+    assert elapsed_s([ran, broken]) == 300.0
+
+
+def test_a_restart_whose_budget_is_spent_is_not_made(
+    proc, make_plan, new_attempt, output_dir
+) -> None:
+    """A real killed trainer under a 1 h cap; its run.json then says it ran for 2 h (the
+    only thing simulated: a test cannot wait an hour), so no restart is made."""
+    from dataclasses import replace
+
+    plan = _trainer_plan(proc, make_plan, output_dir, "--steps", 4, "--die-at", 3)
+    plan = replace(plan, run=replace(plan.run, max_hours=1.0))
+    first = new_attempt(plan)
+    said: list[str] = []
+
+    def once(p, a):
+        code = LocalBackend().launch(p, a, detach=False)
+        a.update(started_at=a.record()["ended_at"] - 7200)
+        return code
+
+    last, _, code = run_restarting(once, plan, first, "local", 2, said.append)
+    assert (last, code) == (first, KILLED)
+    assert said == ["trainer was killed (SIGKILL): not restarted, its budget is spent"]
 
 
 def test_resumed_plan_names_the_checkpoint_and_nothing_else(make_plan, tmp_path: Path) -> None:

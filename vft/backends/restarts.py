@@ -83,6 +83,35 @@ def resumed(plan: Plan, checkpoint: Path | None) -> Plan:
     return replace(plan, trainer=replace(plan.trainer, training=training))
 
 
+def elapsed_s(attempts: Sequence[Attempt]) -> float:
+    """Seconds these attempts ran (started_at to ended_at): what a budget has paid for."""
+    total = 0.0
+    for attempt in attempts:
+        try:
+            record = attempt.record()
+        except UnreadableRecord:
+            continue
+        start, end = record.get("started_at"), record.get("ended_at")
+        if isinstance(start, int | float) and isinstance(end, int | float) and end > start:
+            total += end - start
+    return total
+
+
+def budget_left(plan: Plan, spent_s: float) -> Plan | None:
+    """`plan` with its caps (run.max_hours, run.max_usd) lowered by what `spent_s` seconds
+    cost, so that restarts together stay within the recipe's budget; None when nothing is
+    left. A plan without a cap is returned as it is."""
+    run = plan.run
+    if run.max_hours is None and run.max_usd is None:
+        return plan
+    hours = spent_s / 3600
+    max_hours = None if run.max_hours is None else run.max_hours - hours
+    max_usd = None if run.max_usd is None else run.max_usd - hours * plan.cost.usd_per_hour
+    if any(left is not None and left <= 0 for left in (max_hours, max_usd)):
+        return None
+    return replace(plan, run=replace(run, max_hours=max_hours, max_usd=max_usd))
+
+
 @dataclass(frozen=True)
 class Restart:
     """One restart: which (1-based) of how many, why, and from which checkpoint."""
@@ -156,8 +185,12 @@ def run_restarting(
         if used >= allowed:
             note(f"{verdict.reason}: not restarted, restarts used up ({used} of {allowed})")
             break
+        left = budget_left(plan, elapsed_s(chain[-1:]))  # `plan` has the earlier ones' off
+        if left is None:
+            note(f"{verdict.reason}: not restarted, its budget is spent")
+            break
         attempt, plan, restart = start_restart(
-            chain, plan, backend, verdict.reason, used, allowed, record
+            chain, left, backend, verdict.reason, used, allowed, record
         )
         chain.append(attempt)
         note(restart.line(attempt.number))

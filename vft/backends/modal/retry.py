@@ -27,6 +27,8 @@ from vft.backends.restarts import (
     Restart,
     allowed_restarts,
     attempt_transience,
+    budget_left,
+    elapsed_s,
     newest_checkpoint,
     requested_restarts,
     resumed,
@@ -69,6 +71,11 @@ def this_try(plan: Plan, outputs: Path, run_dir: str, allowed: int, rank: int = 
         code = _exit_code(previous)
         say(f"{reason}: not restarted, restarts used up ({used} of {allowed})")
         return Try(run_dir, plan, used, refused=code)
+    left = budget_left(plan, elapsed_s(chain))  # every call gets the recipe's whole budget
+    if left is None:
+        say(f"{reason}: not restarted, its budget is spent")
+        return Try(run_dir, plan, used, refused=_exit_code(previous))
+    plan = left
     checkpoint = newest_checkpoint([a.path for a in chain])
     restart = Restart(used + 1, allowed, reason, checkpoint, previous.number)
     folder = RunFolder(first.path.parent)
