@@ -172,3 +172,27 @@ def test_metrics_get_stable_names():
     )
     assert ev == {"eval/reward": 0.5, "eval/reward/correct": 0.5, "eval/loss": 0.0}
     assert eval_line({"step": 4, **ev}) == "eval at step 4 | reward 0.500 ± - | correct 0.500"
+
+
+def test_the_eta_leaves_out_the_first_steps_warm_up(tmp_path, capsys, monkeypatch):
+    """Step 1 carries the warm-up (8 s here against 1 s a step after): it must not make the
+    ETA minutes too long. No ETA at the first step; then the speed since it."""
+    from types import SimpleNamespace
+
+    from vft.train.metrics import MetricsCallback
+
+    callback = MetricsCallback(tmp_path, tensorboard=False)
+    clock = iter([0.0, 0.0, 8.0, 9.0, 10.0])
+    state = SimpleNamespace(
+        global_step=0, max_steps=10, num_input_tokens_seen=0, is_world_process_zero=True
+    )
+    import vft.train.metrics as metrics
+
+    monkeypatch.setattr(metrics.time, "time", lambda: next(clock))
+    callback.on_train_begin(None, state, None)
+    for step in (1, 2, 3):
+        state.global_step = step
+        callback.on_log(None, state, None, logs={"reward": 0.5, "num_tokens": 10.0 * step})
+    monkeypatch.undo()
+    etas = [line.rsplit("ETA ", 1)[1] for line in capsys.readouterr().out.splitlines()]
+    assert etas == ["-", "0m08s", "0m07s"]  # 1 s a step since step 1: 8 and 7 steps left

@@ -48,6 +48,19 @@ class LazyGroup(click.Group):
         module_name, attr = target.split(":")
         return getattr(importlib.import_module(module_name), attr)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+            ctx.fail(
+                f"No such command {name!r}." + (f" Did you mean {close[0]!r}?" if close else "")
+            )
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, short) for name, (_, short) in COMMANDS.items()]
         with formatter.section("Commands"):
@@ -81,6 +94,11 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Abort:
         click.echo("vft: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # one line, as every other mistake: what, and where help is
+        ctx = exc.ctx
+        where = f"{ctx.command_path} --help" if ctx is not None else "vft --help"
+        _error(f"vft: error: {exc.format_message()} (see `{where}`)")
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         shown = io.StringIO()
         exc.show(file=shown)

@@ -98,7 +98,10 @@ def plan_lines(plan: Plan, extra_rows: list[tuple[str, str]], columns: int) -> l
     for step in plan.setup:
         out.append(f"setup (node {step.node}):")
         out += text.command([hide(a) for a in step.argv], columns)
+    shown_as_row = any(label == "budget" for label, _ in rows_left)
     for w in plan.warnings:
+        if shown_as_row and w.startswith("budget:"):  # the budget row says it already
+            continue
         out += text.wrap(hide(w), columns, indent="  ", first="warning: ")
     return out
 
@@ -132,7 +135,10 @@ def cost_line(plan: Plan, backend_cost: str | None = None) -> str:
             if plan.gpu_type
             else "no GPU"
         )
-        line = f"cost: ${per_hour:.2f}/h ({what})"
+        line = f"cost: ${per_hour:.2f}/h ({what}"
+        if cost.hours is None:
+            return line + "; set resources.step_seconds for a per-run estimate)"
+        return line + f"), ~${per_hour * cost.hours:.2f} for {cost.hours:g} h"
     if cost.hours is not None:
         line += f", ~${per_hour * cost.hours:.2f} for {cost.hours:g} h"
     else:
@@ -182,7 +188,7 @@ def _memory_cell(mem: Mapping[str, Any], role: Role) -> str:
         return "?"
     if role == Role.TRAINER:
         return f"~{mem[key]} GiB"
-    return f"~{mem[key]} GiB + {mem['inference_kv_cache_gib_per_gpu']} KV"
+    return f"~{mem[key]} GiB + {mem['inference_kv_cache_gib_per_gpu']} GiB KV"
 
 
 @click.command("init")

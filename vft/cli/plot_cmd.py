@@ -107,6 +107,6 @@ def show_terminal(curves: dict[str, dict[str, Any]], labels: list[str], *, heigh
         console.print(legend(labels))
     for metric, runs in curves.items():
         last = [f"{label} {pts[-1][1]:.4g}" for label, pts in runs.items() if pts]
-        title = f"{metric}  (last: {', '.join(last)})" if last else metric
+        title = f"{metric}  (last value: {', '.join(last)})" if last else metric
         for line in braille_chart(title, runs, width=width, height=height):
             console.print(line, soft_wrap=True)

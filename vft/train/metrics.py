@@ -92,6 +92,7 @@ class MetricsCallback(TrainerCallback):
         self._writer: Any = None
         self._last: tuple[float, float] | None = None  # (time, tokens seen)
         self._start: tuple[float, int] | None = None  # (time, step)
+        self._timed: tuple[float, int] | None = None  # (time, step) of the first logged step
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._start = (time.time(), state.global_step)
@@ -147,12 +148,17 @@ class MetricsCallback(TrainerCallback):
             print(eval_line(row), flush=True)
 
     def _eta(self, state: Any, now: float) -> float | None:
+        """Remaining steps at the speed since the first logged step: that one carries the
+        warm-up (first compiles, caches) and would make the estimate wrong by minutes."""
         if self._start is None:
             return None
-        done = state.global_step - self._start[1]
+        if self._timed is None or state.global_step < self._timed[1]:
+            self._timed = (now, state.global_step)
+            return None
+        done = state.global_step - self._timed[1]
         if done <= 0:
             return None
-        return (now - self._start[0]) / done * max(0, state.max_steps - state.global_step)
+        return (now - self._timed[0]) / done * max(0, state.max_steps - state.global_step)
 
 
 def planned_tensorboard(run_dir: str | Path) -> bool:

@@ -144,3 +144,14 @@ def test_a_run_that_ended_unrecorded_counts_its_time_to_its_last_row():
     s = summarize(rows, max_steps=9, started_at=T0, ended_at=None, running=False, now=T0 + 1e6)
     assert s.elapsed_s == 20.0 and s.eta_s is None
     assert summarize([], started_at=T0, now=T0 + 1e6).elapsed_s is None
+
+
+def test_a_lone_component_equal_to_the_reward_is_not_drawn_twice() -> None:
+    from vft.core.runs.metrics import default_curves
+
+    same = [
+        {"step": s, "reward": v, "reward/only": v, "loss": 0.1} for s, v in [(1, 0.2), (2, 0.5)]
+    ]
+    assert default_curves(same) == ["reward", "loss"]
+    weighted = [{**r, "reward/only": r["reward"] / 2} for r in same]
+    assert default_curves(weighted) == ["reward", "reward/only", "loss"]

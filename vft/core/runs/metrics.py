@@ -90,9 +90,12 @@ def available(rows: Iterable[Row]) -> list[str]:
 
 
 def default_curves(rows: Sequence[Row]) -> list[str]:
-    """reward, its components, loss and KL: those of them the rows have."""
+    """reward, its components, loss and KL: those of them the rows have. A lone component
+    is left out when it is the reward itself (one function of weight 1): the same curve twice."""
     have = available(rows)
     parts = [m for m in have if m.startswith("reward/") and not m.endswith("/std")]
+    if len(parts) == 1 and series(rows, parts[0]) == series(rows, DEFAULT_CURVES[0]):
+        parts = []
     wanted = [DEFAULT_CURVES[0], *parts, *DEFAULT_CURVES[1:]]
     return [m for m in wanted if m in have]
 
