@@ -179,7 +179,7 @@ def run_restarting(
         verdict = attempt_transience(chain[-1])
         used = len(chain) - 1
         if not verdict.transient:
-            if _status(chain[-1]) == "failed":  # a stop or a success needs no word
+            if attempt_status(chain[-1]) == "failed":  # a stop or a success needs no word
                 note(f"not restarted: {verdict.reason}")
             break
         if used >= allowed:
@@ -194,7 +194,7 @@ def run_restarting(
         )
         chain.append(attempt)
         note(restart.line(attempt.number))
-        if _status(attempt) != "created":  # `vft stop` came between the two attempts
+        if attempt_status(attempt) != "created":  # `vft stop` came between the two attempts
             return attempt, plan, STOPPED_BEFORE_START
         code = launch_once(plan, attempt)
     return chain[-1], plan, code
@@ -204,7 +204,8 @@ def run_restarting(
 STOPPED_BEFORE_START = 143
 
 
-def _status(attempt: Attempt) -> object:
+def attempt_status(attempt: Attempt) -> object:
+    """The status run.json records; None when it cannot be read."""
     try:
         return attempt.record().get("status")
     except UnreadableRecord:

@@ -26,6 +26,7 @@ from vft.backends.modal.container import RunFailed, RunNode, run_in_volume, say
 from vft.backends.restarts import (
     Restart,
     allowed_restarts,
+    attempt_status,
     attempt_transience,
     budget_left,
     elapsed_s,
@@ -62,7 +63,7 @@ def this_try(plan: Plan, outputs: Path, run_dir: str, allowed: int, rank: int = 
     chain = _chain(first)
     used = len(chain) - 1
     previous = chain[-1]
-    if _status(previous) == "succeeded":  # preempted during its last commit: nothing to redo
+    if attempt_status(previous) == "succeeded":  # preempted during its last commit: nothing to redo
         say(f"{previous.path.name} already succeeded; nothing to restart")
         return Try(run_dir, plan, used, refused=0)
     verdict = modal_transience(previous, rank)
@@ -103,13 +104,6 @@ def _chain(first: Attempt) -> list[Attempt]:
     while chain[-1].number in by_previous and len(chain) <= 1000:
         chain.append(by_previous[chain[-1].number])
     return chain
-
-
-def _status(attempt: Attempt) -> object:
-    try:
-        return attempt.record().get("status")
-    except UnreadableRecord:
-        return None
 
 
 def _exit_code(attempt: Attempt) -> int:
