@@ -238,7 +238,7 @@ def test_ctrl_c_leaves_the_live_view_and_the_run_goes_on(tmp_path, supervisor):
     try:
         term.wait_for("step 1/10")
         term.proc.send_signal(signal.SIGINT)
-        assert term.wait_exit(timeout=10) == 0
+        assert term.wait_exit(timeout=30) == 0  # a loaded 2-core CI machine is slow to exit
         assert "left the live view; the runs go on" in term.seen
         assert "Traceback" not in term.seen
         assert supervisor.poll() is None and attempt.record()["status"] == "running"

@@ -133,10 +133,17 @@ def follow(
     Returns the last reports read. A remote folder's metrics are fetched every
     REMOTE_REFRESH_S, its status every refresh.
     """
+    import signal
+    import threading
+
     from rich.live import Live
 
     from vft.cli.run_metrics import remote_folder
 
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C is how this view ends, even where SIGINT came in ignored (a job started
+        # in the background by a non-interactive shell): Python then never raises on it
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     fetched: dict[int, tuple[float, list[Row]]] = {}
 
     def read_all() -> list[Report]:
