@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,13 +64,6 @@ def read_report(attempt: Attempt, impl: Any, rows: list[Row] | None = None) -> R
     return Report(attempt, impl.name, state, rows, summary, note and redactor.text(note))
 
 
-def restart_note(state: Mapping[str, Any]) -> str | None:
-    """Why this attempt was started, or which attempt took over from it (run.json)."""
-    from vft.backends.restarts import restart_note as note
-
-    return note(state)
-
-
 def header(report: Report) -> str:
     state, a = report.state, report.attempt
     line = f"{a.run_name} attempt-{a.number} [{report.backend}]: {state.get('status')}"
@@ -83,6 +76,8 @@ def header(report: Report) -> str:
 
 def text_lines(report: Report, *, spark: bool = True) -> list[str]:
     """The lines `vft status RUN` prints."""
+    from vft.backends.restarts import restart_note
+
     out = [header(report)]
     restarted = restart_note(report.state)
     if restarted:

@@ -16,7 +16,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-METRICS_FILE = "metrics.jsonl"
+from vft.core.runs.metrics import METRICS_FILE
+
 TENSORBOARD_DIR = "tensorboard"
 
 

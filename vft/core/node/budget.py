@@ -32,6 +32,7 @@ from typing import Any
 from vft.core.plan import Plan
 from vft.core.planning.budget import budget_seconds
 from vft.core.runs.folders import CHECKPOINT_MARKER, write_json_atomic
+from vft.core.runs.metrics import METRICS_FILE, parse_rows, train_rows
 
 DEFAULT_MARGIN_S = 300.0  # before a step and a checkpoint are measured
 EXIT_S = 5.0  # the trainer's exit after its save (a process tree's teardown)
@@ -173,7 +174,7 @@ class BudgetClock:
         if now < self._next_look:
             return
         self._next_look = now + LOOK_EVERY_S
-        step_s = last_step_seconds(self.run_dir / "metrics.jsonl")
+        step_s = last_step_seconds(self.run_dir / METRICS_FILE)
         if step_s is not None:
             self.measured.step_s = step_s
         found = newest_marker(self.run_dir / "checkpoints")
@@ -195,16 +196,11 @@ def last_step_seconds(path: Path) -> float | None:
             tail = f.read().decode(errors="replace").splitlines()
     except OSError:
         return None
-    rows: list[tuple[int, float]] = []
-    for line in reversed(tail):
-        with contextlib.suppress(ValueError):
-            row = json.loads(line)
-            if isinstance(row, dict) and "loss" in row:  # a training row, not an eval one
-                step, when = row.get("step"), row.get("time")
-                if isinstance(step, int) and isinstance(when, int | float):
-                    rows.append((step, float(when)))
-        if len(rows) > STEPS_MEASURED:
-            break
+    rows = [
+        (row["step"], float(row["time"]))
+        for row in reversed(train_rows(parse_rows("\n".join(tail))))
+        if isinstance(row.get("time"), int | float)
+    ][: STEPS_MEASURED + 1]
     spans = [
         (later[1] - earlier[1]) / (later[0] - earlier[0])
         for later, earlier in itertools.pairwise(rows)
