@@ -29,3 +29,15 @@ def test_a_usage_mistake_is_one_line_and_exit_2(args: list[str], line: str, tmp_
     assert out.returncode == 2, out.stderr
     assert out.stderr.splitlines() == [line]
     assert out.stdout == ""
+
+
+def test_an_example_named_outside_the_checkout_points_at_the_shipped_copy(tmp_path) -> None:
+    """`vft --help`'s examples name examples/recipes/...: from any other folder (a wheel
+    install) the one line says where vft's own copy is, and that path plans."""
+    out = run_vft("plan", "examples/recipes/gsm8k.toml", cwd=tmp_path)
+    assert out.returncode == 2
+    line = out.stderr.strip()
+    assert line.startswith("vft: error: recipe file 'examples/recipes/gsm8k.toml' does not exist")
+    shipped = line.split("vft ships the example 'gsm8k': ", 1)[1].rstrip(")")
+    assert run_vft("plan", shipped, "--json", cwd=tmp_path).returncode == 0
+    assert "vft ships" not in run_vft("plan", "nope.toml", cwd=tmp_path).stderr

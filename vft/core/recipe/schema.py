@@ -305,6 +305,17 @@ def load_recipe(
     return recipe
 
 
+def _shipped(p: Path) -> str | None:
+    """Where vft's own copy of an example recipe is, for `examples/recipes/gsm8k.toml` (or
+    `gsm8k`) named outside a checkout: the examples ship inside the package."""
+    from vft.core import resources
+
+    name = p.name.removesuffix(".toml")
+    if name not in resources.recipe_names():
+        return None
+    return f"vft ships the example {name!r}: {resources.recipe_file(name)}"
+
+
 def _read_recipe(p: Path) -> str:
     """The recipe's text; a missing, odd or huge file is one line, not an OSError."""
     where = checks.show(str(p))
@@ -312,7 +323,7 @@ def _read_recipe(p: Path) -> str:
         if p.is_dir():
             raise RecipeError("", f"{where} is a folder; give the recipe's .toml file")
         if not p.is_file():
-            raise RecipeError("", f"recipe file {where} does not exist")
+            raise RecipeError("", f"recipe file {where} does not exist", hint=_shipped(p))
         size = p.stat().st_size
         if size > checks.MAX_RECIPE_BYTES:
             raise RecipeError(
