@@ -49,6 +49,9 @@ from server_cold_start import start, stop  # noqa: E402  (this folder, run as a 
 
 from vft.train.weight_reload import MODE_ENV  # noqa: E402
 
+#: pushes before the measured ones: the first stages the packed layers' weights, and until
+#: the second the server's heap is still growing to hold two generations of packed weights
+WARMUP = 2
 #: random Llama shapes (tied embeddings, like Qwen3-0.6B): name -> LlamaConfig fields
 SHAPES: dict[str, dict[str, Any]] = {
     "10m": {
@@ -136,7 +139,12 @@ def floor_s(
 
 
 def bench(
-    size: str, work: Path, pushes: int, sync_base: Path | None, reload: str
+    size: str,
+    work: Path,
+    pushes: int,
+    sync_base: Path | None,
+    reload: str,
+    without_env: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     import requests
     import torch
@@ -151,7 +159,7 @@ def bench(
     model_dir = build(size, run_dir / "initial-model")
     overrides = () if size == "tiny" else (f'model.name="{model_dir}"',)
     os.environ[MODE_ENV] = reload  # the server's environment: the planner's over ours
-    server = start(run_dir, overrides)
+    server = start(run_dir, overrides, without_env=without_env)
     try:
         served = requests.get(f"{server.url}/v1/models", timeout=10).json()["data"][0]["id"]
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
@@ -162,7 +170,7 @@ def bench(
         generator = torch.Generator().manual_seed(0)
         floors = []
         into = {n: p.detach().clone() for n, p in params.items()}  # the reader's memory
-        for step in range(pushes + 1):  # the first push stages and warms; reported apart
+        for step in range(pushes + WARMUP):  # warm-up pushes: reported apart
             with torch.no_grad():
                 for p in params.values():
                     p.add_(torch.randn(p.shape, generator=generator) * 1e-3)
@@ -170,7 +178,7 @@ def bench(
             tensors = {n: p.detach() for n, p in params.items()}
             floors.append(floor_s(tensors, into, where, runs=2))
             sync.push(params, step)
-        first, timings = sync.timings[0], sync.timings[1:]
+        first, timings = sync.timings[0], sync.timings[WARMUP:]
         ids = list(range(6, 60))
         with torch.no_grad():
             logits = model(torch.tensor([ids])).logits[0].double().log_softmax(-1)
@@ -192,12 +200,13 @@ def bench(
         "write": [t.write_s for t in timings],
         "load": [phase(t, "load_s") for t in timings],
         "pack": [phase(t, "pack_s") for t in timings],
+        "faults": [phase(t, "page_faults") for t in timings],
         "worker": [t.worker_s or 0.0 for t in timings],
         "rpc": [t.reload_s - (t.worker_s or 0.0) for t in timings],
         "reset": [t.reset_s for t in timings],
         "sync": [t.total_s for t in timings],
-        "floor": [f for f, _ in floors[1:]],
-        "read": [r for _, r in floors[1:]],
+        "floor": [f for f, _ in floors[WARMUP:]],
+        "read": [r for _, r in floors[WARMUP:]],
         "first": first.total_s,
         "error": error,
         "cold_start": server.ready_s,
@@ -211,7 +220,7 @@ def table(rows: list[dict[str, Any]], stat: Any, title: str) -> None:
     head = (
         f"{'model':<6} {'params':>7} {'MB':>6} {'write':>7} {'load':>7} {'pack':>7} "
         f"{'(worker)':>8} {'rpc':>6} {'reset':>6} {'sync':>7} {'floor':>7} {'+read':>7} "
-        f"{'ratio':>6} {'/+read':>6} {'first':>7} {'|srv-trn|':>9}"
+        f"{'ratio':>6} {'/+read':>6} {'first':>7} {'|srv-trn|':>9} {'faults':>7}"
     )
     print(f"\n{title}")
     print(head)
@@ -224,7 +233,7 @@ def table(rows: list[dict[str, Any]], stat: Any, title: str) -> None:
             f"{ms['load']:>7} {ms['pack']:>7} {ms['worker']:>8} {ms['rpc']:>6} "
             f"{ms['reset']:>6} {ms['sync']:>7} {ms['floor']:>7} {ms['read']:>7} "
             f"{v['sync'] / v['floor']:>5.2f}x {v['sync'] / v['read']:>5.2f}x "
-            f"{r['first'] * 1e3:>5.0f}ms {r['error']:>9.1e}"
+            f"{r['first'] * 1e3:>5.0f}ms {r['error']:>9.1e} {stat(r['faults']):>7.0f}"
         )
 
 
@@ -276,12 +285,20 @@ def main() -> None:
         default="auto",
         help="the server's reload: vft's in-place one where it applies (auto), or vLLM's",
     )
+    parser.add_argument(
+        "--malloc",
+        choices=("keep", "default"),
+        default="keep",
+        help="the server's malloc: as planned (keep freed memory: GLIBC_TUNABLES), or glibc's "
+        "default (every repack gets fresh pages from the kernel)",
+    )
     args = parser.parse_args()
+    without = ("GLIBC_TUNABLES",) if args.malloc == "default" else ()
     work = Path(tempfile.mkdtemp(prefix="vft-bench-sync-"))
     rows = []
     try:
         for size in args.sizes.split(","):
-            row = bench(size, work, args.pushes, args.sync_dir, args.reload)
+            row = bench(size, work, args.pushes, args.sync_dir, args.reload, without)
             rows.append(row)
             med = statistics.median
             print(
@@ -295,10 +312,10 @@ def main() -> None:
     table(rows, min, f"best of {n} pushes (the machine's own cost; the floor beside each push)")
     table(rows, statistics.median, f"median of {n} pushes")
     print(
-        f"reload: {args.reload}; sync = write + (worker: load + pack) + rpc + reset; floor = "
+        f"reload: {args.reload}; malloc: {args.malloc}; sync = write + (worker: load + pack) + rpc + reset; floor = "
         "safetensors save_file + load_file (which maps, reads nothing); +read = floor + a "
         "copy of every byte into warm memory; first = the first push (it stages the packed "
-        "layers' weights); target: sync/floor <= 1.5x\n"
+        f"layers' weights; {WARMUP} warm-up pushes are not in the table); target: sync/floor <= 1.5x\n"
     )
     verdict(rows)
 

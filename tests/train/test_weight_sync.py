@@ -218,11 +218,20 @@ def test_push_makes_the_server_match_the_trainer(server, trainer_model):
     layers = model.config.num_hidden_layers
     assert reply[0]["mode"] == "in-place" and reply[0]["step"] == 1
     assert reply[0]["repacked"] == 4 * layers + 1 and reply[0]["heads"] == ["lm_head"]
-    # two more pushes: only the last two sets stay on disk
-    sync.push(named, step=2)
-    sync.push(named, step=3)
+    # packed on the worker's threads together; with two or more, the head in row blocks
+    # (vLLM pads the tiny vocabulary to 128 rows), whose logits the check above compared
+    threads = reply[0]["threads"]
+    assert reply[0]["head_blocks"] == (threads if threads > 1 else 0)
+    # two more pushes, each after another step: the third set is written over the first
+    # one's file (in place); only the last two sets stay on disk
+    inode = (step1 / WEIGHTS_FILE).stat().st_ino
+    for step in (2, 3):
+        optimizer_step(model, ids)
+        trained = hf_logprobs(model, ids)
+        sync.push(named, step=step)
+        assert (server_logprobs(server.url, ids) - trained).abs().max().item() < 1e-4, step
     assert sorted(p.name for p in root.glob("step-*")) == ["step-000002", "step-000003"]
-    assert (server_logprobs(server.url, ids) - trained).abs().max().item() < 1e-4
+    assert (root / "step-000003" / WEIGHTS_FILE).stat().st_ino == inode
     sync.close()
 
 

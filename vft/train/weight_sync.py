@@ -166,6 +166,17 @@ def file_sync_generation(root: str | Path, timeout_s: float = DEFAULT_TIMEOUT_S)
             sync = getattr(self, "file_sync", None)
             return list(sync.timings) if sync is not None else []
 
+        def _sync_buffer(self, name: str, tensor: Any) -> Any:
+            """`tensor` copied into this sync's CPU buffer for `name`: the same buffer every
+            sync (memory already paged in; a new copy each time faults every page)."""
+            import torch
+
+            buffers: dict[str, Any] = self.__dict__.setdefault("_vft_sync_buffers", {})
+            buf = buffers.get(name)
+            if buf is None or buf.shape != tensor.shape or buf.dtype != tensor.dtype:
+                buf = buffers[name] = torch.empty(tensor.shape, dtype=tensor.dtype)
+            return buf.copy_(tensor)
+
         def sync_weights(self) -> None:
             if self.mode != "server":
                 super().sync_weights()
@@ -183,7 +194,7 @@ def file_sync_generation(root: str | Path, timeout_s: float = DEFAULT_TIMEOUT_S)
                 # tied weight once (under the embedding's name, as vLLM expects)
                 for name, param in self._iter_named_params():
                     if main:  # the gathered storage is freed on the next step: copy it
-                        tensors[name] = param.detach().to("cpu", copy=True).contiguous()
+                        tensors[name] = self._sync_buffer(name, param.detach())
                 gathered = time.perf_counter() - start
                 if main and self.file_sync is not None:
                     self.file_sync.push(tensors, step, gather_s=gathered)
