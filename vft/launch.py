@@ -103,8 +103,6 @@ def prepare(
 
 def _backend_options(recipe: Recipe, reg: Any, chosen: str) -> dict[str, Any]:
     """Validate every `[backend.X]` table whose backend is installed; return the chosen one's."""
-    from pydantic import ValidationError
-
     chosen_options: dict[str, Any] = {}
     for name, table in recipe.backend.items():
         if name not in reg.backends:
@@ -114,15 +112,7 @@ def _backend_options(recipe: Recipe, reg: Any, chosen: str) -> dict[str, Any]:
             if table:
                 raise RecipeError(f"backend.{name}", f"backend {name!r} takes no options")
             continue
-        try:
-            validated = model.model_validate(table).model_dump(mode="json")
-        except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            key = ".".join(["backend", name, *map(str, err["loc"])])
-            if err["type"] == "extra_forbidden":
-                allowed = ", ".join(model.model_fields)
-                raise RecipeError(key, "unknown key", hint=f"allowed: {allowed}") from None
-            raise RecipeError(key, err["msg"]) from None
+        validated = _validated_options(model, table, name)
         if name == chosen:
             chosen_options = validated
     if chosen not in recipe.backend and chosen in reg.backends:
@@ -130,6 +120,31 @@ def _backend_options(recipe: Recipe, reg: Any, chosen: str) -> dict[str, Any]:
         if model is not None:
             chosen_options = model().model_dump(mode="json")
     return chosen_options
+
+
+def _validated_options(model: Any, table: dict[str, Any], name: str) -> dict[str, Any]:
+    """A `[backend.<name>]` table through its options model, as JSON-ready data. vft's own
+    models are tables (vft.core.recipe.tables); a plugin's may be a pydantic model, whose
+    errors are made one line here (pydantic is imported only then)."""
+    from vft.core.recipe.tables import FieldError, Table
+
+    if isinstance(model, type) and issubclass(model, Table):
+        try:
+            return model.model_validate(table).model_dump(mode="json")
+        except FieldError as exc:
+            raise exc.under("backend", name) from None
+    from pydantic import ValidationError
+
+    try:
+        validated: dict[str, Any] = model.model_validate(table).model_dump(mode="json")
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        key = ".".join(["backend", name, *map(str, err["loc"])])
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(model.model_fields)
+            raise RecipeError(key, "unknown key", hint=f"allowed: {allowed}") from None
+        raise RecipeError(key, err["msg"]) from None
+    return validated
 
 
 def _user_accelerate_config(recipe: Recipe) -> str | None:
@@ -205,18 +220,14 @@ def _facts_cache() -> Path:
 def _facts_key(env_id: str, args: dict[str, Any], install: tuple[str, ...]) -> str | None:
     """A digest of everything the facts depend on, or None when the environment's files
     cannot be found (then it is described every time)."""
-    from importlib import metadata
-
+    from vft.core.installed import installed
     from vft.core.planning.environments import environment_files
 
     files = environment_files(env_id, install)
     if not files:
         return None
     stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    try:
-        verifiers = metadata.version("verifiers")
-    except metadata.PackageNotFoundError:
-        verifiers = None
+    verifiers = installed().version("verifiers")
     blob = json.dumps([env_id, args, install, stamp, verifiers, __version__], default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 

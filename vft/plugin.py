@@ -35,8 +35,9 @@ from vft.core.plan import (
     TrainerStart,
     Training,
 )
-from vft.core.planning.capabilities import Capabilities
+from vft.core.planning.capabilities import Capabilities, HostRequest
 from vft.core.plugins.backend import Backend
+from vft.core.recipe.tables import Table, field
 
 if TYPE_CHECKING:
     from vft.core.node.entry import node_argv, start_node
@@ -73,6 +74,7 @@ __all__ = [
     "Capabilities",
     "Cost",
     "EnvironmentPlan",
+    "HostRequest",
     "InferenceMode",
     "InferencePlan",
     "InferenceServer",
@@ -87,10 +89,12 @@ __all__ = [
     "RunSettings",
     "RunStatus",
     "ServerPart",
+    "Table",
     "TrainerPlan",
     "TrainerStart",
     "Training",
     "UserError",
+    "field",
     "hookimpl",
     "install_environments",
     "node_argv",

@@ -50,10 +50,12 @@ def test_json_lists_builtins_with_package_version_and_capabilities():
         "limits": {"multi_node": "one machine; use the modal or slurm backend for nodes > 1"},
         "max_gpus_by_type": {},
         "request_check": False,
+        "host_priced": False,
     }
     modal = backends["modal"]
     assert modal["capabilities"]["max_gpus_by_type"] == {"A10G": 4}
     assert modal["capabilities"]["request_check"] is True
+    assert modal["capabilities"]["host_priced"] is True  # container cores and memory
     assert modal["capabilities"]["multi_node"] is True
     assert modal["capabilities"]["max_gpus_per_node"] == 8
     assert "H100" in modal["capabilities"]["gpu_types"]

@@ -12,10 +12,10 @@ from typing import Any
 import tomli_w
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
 
 from vft.core.errors import UserError
 from vft.core.recipe import Recipe
+from vft.core.recipe.tables import Table
 
 #: reproducible in CI: the same examples on every run, no example database
 FUZZ = settings(
@@ -35,13 +35,13 @@ BASE: dict[str, Any] = {
 }
 
 
-def known_keys(model: type[BaseModel] = Recipe, prefix: str = "") -> list[str]:
+def known_keys(model: type[Table] = Recipe, prefix: str = "") -> list[str]:
     """Every key of the recipe, dotted (`trainer.max_steps`), sections included."""
     keys = []
     for name, field in model.model_fields.items():
         keys.append(prefix + name)
         ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
+        if isinstance(ann, type) and issubclass(ann, Table):
             keys += known_keys(ann, f"{prefix}{name}.")
     return keys
 

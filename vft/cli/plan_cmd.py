@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -82,10 +81,9 @@ def plan_lines(plan: Plan, extra_rows: list[tuple[str, str]], columns: int) -> l
 
     rows_left = [
         *budget_rows(plan),
-        *((label, value) for label, value in extra_rows if label != BACKEND_COST_LABEL),
+        *extra_rows,
     ]
-    backend_cost = next((v for label, v in extra_rows if label == BACKEND_COST_LABEL), None)
-    out += text.wrap(hide(cost_line(plan, backend_cost)), columns, indent="  ")
+    out += text.wrap(hide(cost_line(plan)), columns, indent="  ")
     for label, value in rows_left:
         if "\n" in value:  # a script or file: printed as is, never wrapped
             out += [f"{hide(label)}:", *hide(value).strip("\n").splitlines()]
@@ -106,44 +104,33 @@ def plan_lines(plan: Plan, extra_rows: list[tuple[str, str]], columns: int) -> l
     return out
 
 
-#: the label of a backend's describe row that prices the whole run (Modal: GPUs plus the
-#: container's CPU and memory); shown as the plan's one cost line instead of its own row
-BACKEND_COST_LABEL = "$/h"
-_PER_HOUR = re.compile(r"^\$([0-9]+(?:\.[0-9]+)?)/h\b")
-
-
-def cost_line(plan: Plan, backend_cost: str | None = None) -> str:
+def cost_line(plan: Plan) -> str:
     """One line: the price per hour, what it includes, and the run's cost when
     resources.step_seconds tells how long it takes."""
     cost = plan.cost
     source = getattr(cost, "source", "catalog")
-    gpus = f"{plan.gpus_per_node * plan.nodes} x {plan.gpu_type}" if plan.gpu_type else "CPU"
-    if backend_cost and (m := _PER_HOUR.match(backend_cost)):
-        per_hour = float(m.group(1))
-        line = f"cost: {backend_cost} at {plan.backend}'s prices"
-    elif source == "none":
+    if source == "none":
         return (
             "cost: unknown: own hardware with no price "
             "(set resources.usd_per_hour for $/h and a per-run estimate)"
         )
-    else:
-        per_hour = cost.usd_per_hour
+    per_hour = cost.usd_per_hour
+    host = getattr(cost, "host_usd_per_hour", 0.0)
+    if source == "recipe":
+        what = "resources.usd_per_hour"
+    elif plan.gpu_type:
+        gpus = f"{plan.gpus_per_node * plan.nodes} x {plan.gpu_type}"
         what = (
-            "resources.usd_per_hour"
-            if source == "recipe"
+            f"{gpus} ${per_hour - host:.2f} + CPU/memory ${host:.2f}, at {plan.backend}'s prices"
+            if host
             else f"{gpus} at catalog prices, GPUs only"
-            if plan.gpu_type
-            else "no GPU"
         )
-        line = f"cost: ${per_hour:.2f}/h ({what}"
-        if cost.hours is None:
-            return line + "; set resources.step_seconds for a per-run estimate)"
-        return line + f"), ~${per_hour * cost.hours:.2f} for {cost.hours:g} h"
-    if cost.hours is not None:
-        line += f", ~${per_hour * cost.hours:.2f} for {cost.hours:g} h"
     else:
-        line += " (set resources.step_seconds for a per-run estimate)"
-    return line
+        what = f"CPU/memory at {plan.backend}'s prices" if host else "no GPU"
+    line = f"cost: ${per_hour:.2f}/h ({what}"
+    if cost.hours is None:
+        return line + "; set resources.step_seconds for a per-run estimate)"
+    return line + f"), ~${per_hour * cost.hours:.2f} for {cost.hours:g} h"
 
 
 def _summary(plan: Plan) -> str:

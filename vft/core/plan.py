@@ -31,7 +31,7 @@ from typing import Any
 
 PLAN_VERSION = 1
 #: minor revisions of version 1: keys were added, none removed or changed
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 PLACEHOLDER = re.compile(r"\{\{(run_dir|node_rank|node_(addr|host):(\d+))\}\}")
 
 
@@ -289,12 +289,15 @@ class Cost:
     `source` (1.3) says where the price comes from: "catalog" (a backend that rents GPUs,
     configs/gpus.toml), "recipe" (resources.usd_per_hour, for own hardware) or "none" (own
     hardware with no price set: `usd_per_hour` is 0 and means unknown, not free).
+    `host_usd_per_hour` (1.4) is the part of `usd_per_hour` a renting backend bills for the
+    CPU and memory beside the GPUs (Modal's containers); the rest is the GPUs'.
     """
 
     usd_per_hour: float
     hours: float | None = None
     usd_per_run: float | None = None
     source: str = "catalog"
+    host_usd_per_hour: float = 0.0
 
     @property
     def known(self) -> bool:

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vft.plugin import UserError, node_argv
-from vft_slurm.options import SlurmOptions
 
 if TYPE_CHECKING:
     from vft.plugin import Plan
+    from vft_slurm.options import SlurmOptions
 
 
 @dataclass(frozen=True)

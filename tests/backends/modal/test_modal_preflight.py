@@ -68,7 +68,7 @@ def test_plan_shows_image_gpu_volume_secrets_and_cost_without_importing_modal(
     assert 'gpu: gpu="H100:8"' in text
     assert "volume: vft-outputs at /outputs; run folder /outputs/exp/attempt-N" in text
     assert "secrets: huggingface" in text
-    assert "cost: $35.16/h (GPUs $31.60 + CPU/memory $3.56) at modal's prices" in text
+    assert "cost: $35.16/h (8 x H100 $31.60 + CPU/memory $3.56, at modal's prices" in text
     assert "container: cpu=32 cores, memory=256 GiB, timeout=24 h, app vft-exp" in text
 
 

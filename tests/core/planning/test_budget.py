@@ -145,3 +145,51 @@ def test_vft_plan_refuses_a_money_cap_without_a_price_in_one_line():
         "nodes together), or cap the time with resources.max_hours"
     ]
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_a_backend_that_bills_the_host_has_it_in_the_plans_price_and_budget():
+    """Modal bills container cores and memory beside the GPUs: the plan's one price (and so
+    the budget clock, which runs at `cost.usd_per_hour`) includes them."""
+    from vft.backends.modal.backend import ModalBackend
+    from vft.backends.modal.pricing import container_size, container_usd_per_hour
+
+    caps = ModalBackend.capabilities
+    plan = make_plan(caps, "modal", resources={"gpus": "A100-80GB:2", "step_seconds": 36})
+    host = container_usd_per_hour(*container_size(2, False, {}), nodes=1)
+    assert plan.cost.host_usd_per_hour == round(host, 2) > 0
+    assert plan.cost.usd_per_hour == round(2 * 2.5 + round(host, 2), 2)
+    assert plan.cost.usd_per_run == round(plan.cost.usd_per_hour * plan.cost.hours, 2)
+    # two nodes: twice the containers; a bigger container (the recipe's) costs more
+    two = make_plan(caps, "modal", resources={"gpus": "H100:8", "nodes": 2})
+    per_node = container_usd_per_hour(*container_size(8, False, {}), nodes=1)
+    assert two.cost.host_usd_per_hour == round(2 * per_node, 2) > round(per_node, 2)
+    big = _plan_with_options(caps, {"cpu": 32.0}, gpus="A100-80GB:2")
+    assert big.cost.host_usd_per_hour == round(container_usd_per_hour(32.0, 64, 1), 2)
+    # a CPU container has a price too, so a money cap on it is enforceable
+    capped = make_plan(
+        caps, "modal", model=CPU_MODEL, resources={**CPU, "max_usd": 5}, trainer=CPU_TRAINER
+    )
+    assert capped.cost.usd_per_hour == capped.cost.host_usd_per_hour > 0
+    assert capped.run.max_usd == 5
+    # a backend that bills nothing beside the GPUs: host 0, the GPUs' price alone
+    assert make_plan(UNLIMITED, "test", resources={"gpus": "A100-80GB:2"}).cost == Cost(
+        5.0, source="catalog"
+    )
+
+
+def _plan_with_options(caps, options, **resources):
+    """A plan whose backend options are validated already, as `vft plan` passes them."""
+    from tests.planning import recipe_dict
+    from vft.core.engines.vllm import VllmServer
+    from vft.core.planning.planner import Target, plan
+    from vft.core.recipe import recipe_from_dict
+    from vft.core.resources import accelerate_templates
+
+    target = Target(
+        backend="modal",
+        capabilities=caps,
+        server=VllmServer(),
+        templates=accelerate_templates(),
+        backend_options=options,
+    )
+    return plan(recipe_from_dict(recipe_dict(resources=resources)), target)

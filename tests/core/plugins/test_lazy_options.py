@@ -66,7 +66,7 @@ def test_a_named_class_that_is_not_a_model_is_refused() -> None:
         name = "nam"
         options_model = "pathlib:Path"
 
-    with pytest.raises(UserError, match="options_model pathlib:Path is not a pydantic model"):
+    with pytest.raises(UserError, match="options_model pathlib:Path is not an options model"):
         _ = NotAModel.options_model
 
 

@@ -227,7 +227,7 @@ def test_a_misspelt_hook_is_reported(dist):
         ),
         (
             "class {cls}(Backend):\n    name = 'opts'\n    options_model = dict",
-            "options_model must be a pydantic model class or None",
+            "options_model must be an options model class (pydantic, or vft.plugin.Table) or None",
         ),
     ],
 )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vft.backends.modal.preflight import MAX_CLUSTER_NODES, MAX_GPUS, cluster_problem
+from vft.backends.modal.pricing import host_usd_per_hour
 from vft.core.plan import Plan
 from vft.core.planning.capabilities import Capabilities
 from vft.core.plugins.backend import Backend
@@ -29,6 +30,7 @@ class ModalBackend(Backend):
         gpu_types=frozenset(MAX_GPUS),
         max_gpus_by_type={gpu: n for gpu, n in MAX_GPUS.items() if n < max(MAX_GPUS.values())},
         request_check=cluster_problem,
+        host_usd_per_hour=host_usd_per_hour,
         limits={
             "max_gpus_per_node": "Modal gives at most 8 GPUs per container (A10G: 4)",
             "max_nodes": "a Modal cluster has at most 32 nodes of 8 GPUs",

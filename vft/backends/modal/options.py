@@ -2,64 +2,63 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import re
 
-from vft.core.recipe.schema import NAME_PATTERN
+from vft.core.recipe.schema import NAME_PATTERN, NAME_TEXT
+from vft.core.recipe.tables import Table, field
 
 PYTHON_VERSIONS = ("3.11", "3.12")
 
 
-class ModalOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _secret_name(name: str) -> str:
+    if not re.match(NAME_PATTERN, name):
+        raise ValueError(f"not a Modal secret name: {NAME_TEXT}")
+    return name
 
-    volume: str = Field(
+
+def _python(value: str) -> str:
+    if value not in PYTHON_VERSIONS:
+        raise ValueError(f"use one of {', '.join(PYTHON_VERSIONS)}")
+    return value
+
+
+def _package(item: str) -> str:
+    # these become image build commands: a leading '-' would be an option, not a package
+    if not item.strip() or item.strip().startswith("-"):
+        raise ValueError("it is not a package name (one requirement per item, no options)")
+    return item
+
+
+class ModalOptions(Table):
+    volume: str = field(
         "vft-outputs",
         pattern=NAME_PATTERN,
+        pattern_text=NAME_TEXT,
         description="Modal Volume mounted at /outputs (created if missing).",
     )
-    secrets: list[str] = Field(
+    secrets: list[str] = field(
         default_factory=lambda: ["wandb", "huggingface"],
+        check=_secret_name,
         description="Modal Secrets attached to the run (names only); [] for none.",
     )
-    timeout_hours: float = Field(
+    timeout_hours: float = field(
         24, gt=0, le=24, description="Container timeout; Modal allows 24 h."
     )
-    app_name: str | None = Field(None, description="Default: vft-<recipe name>.")
-    python_version: str = Field("3.11", description="Python of the image: 3.11 or 3.12.")
-    pip: list[str] = Field(
+    app_name: str | None = field(None, description="Default: vft-<recipe name>.")
+    python_version: str = field(
+        "3.11", check=_python, description="Python of the image: 3.11 or 3.12."
+    )
+    pip: list[str] = field(
         default_factory=list,
+        check=_package,
         description="Extra pip requirements for the image, e.g. ['flash-attn==2.8.3'].",
     )
-    apt: list[str] = Field(default_factory=list, description="Extra Debian packages for the image.")
-    cpu: float | None = Field(
+    apt: list[str] = field(
+        default_factory=list, check=_package, description="Extra Debian packages for the image."
+    )
+    cpu: float | None = field(
         None, gt=0, le=128, description="CPU cores per container; default: sized for the GPUs."
     )
-    memory_gib: int | None = Field(
+    memory_gib: int | None = field(
         None, gt=0, le=2048, description="Memory per container (GiB); default: sized for the GPUs."
     )
-
-    @field_validator("secrets")
-    @classmethod
-    def _secret_names(cls, value: list[str]) -> list[str]:
-        import re
-
-        for name in value:
-            if not re.match(NAME_PATTERN, name):
-                raise ValueError(f"{name!r} is not a Modal secret name")
-        return value
-
-    @field_validator("python_version")
-    @classmethod
-    def _python(cls, value: str) -> str:
-        if value not in PYTHON_VERSIONS:
-            raise ValueError(f"{value!r} is not supported; use one of {', '.join(PYTHON_VERSIONS)}")
-        return value
-
-    @field_validator("pip", "apt")
-    @classmethod
-    def _no_options(cls, value: list[str]) -> list[str]:
-        # these become image build commands: a leading '-' would be an option, not a package
-        for item in value:
-            if not item.strip() or item.strip().startswith("-"):
-                raise ValueError(f"{item!r} is not a package name")
-        return value

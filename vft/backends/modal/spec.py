@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from vft.backends.modal.pricing import container_size
 from vft.core.plan import Plan
 
 REMOTE_ROOT = "/opt/vft"  # the vft project: vft/, configs/, environments/, examples/
@@ -45,15 +46,6 @@ IGNORE = (
     "**/.mypy_cache",
     "outputs",
 )
-
-# Container sizing per GPU (policy as data). Modal bills the larger of request and use.
-CPU_PER_GPU = 4.0
-MEMORY_GIB_PER_GPU = 32
-OFFLOAD_MEMORY_GIB_PER_GPU = 64  # ZeRO-3 optimizer offload keeps Adam states in host memory
-CPU_ONLY = (4.0, 16)  # cores, GiB for a CPU plan
-# Modal's list prices: $0.0000131 per physical core-second, $0.00000222 per GiB-second
-CPU_USD_PER_CORE_HOUR = 0.0000131 * 3600
-MEMORY_USD_PER_GIB_HOUR = 0.00000222 * 3600
 
 
 @dataclass(frozen=True)
@@ -102,10 +94,6 @@ class FunctionSpec:
     @property
     def memory_mib(self) -> int:
         return self.memory_gib * 1024
-
-    def reservation_usd_per_hour(self) -> float:
-        per_node = self.cpu * CPU_USD_PER_CORE_HOUR + self.memory_gib * MEMORY_USD_PER_GIB_HOUR
-        return per_node * self.nodes
 
 
 def function_spec(
@@ -211,14 +199,8 @@ def requirements(root: Path) -> list[str]:
 
 
 def _size(plan: Plan, opts: Mapping[str, Any]) -> tuple[float, int]:
-    if plan.is_cpu:
-        cpu, memory = CPU_ONLY
-    else:
-        per_gpu = (
-            OFFLOAD_MEMORY_GIB_PER_GPU if plan.trainer.offload_optimizer else MEMORY_GIB_PER_GPU
-        )
-        cpu, memory = CPU_PER_GPU * plan.gpus_per_node, per_gpu * plan.gpus_per_node
-    return float(opts.get("cpu") or cpu), int(opts.get("memory_gib") or memory)
+    gpus = 0 if plan.is_cpu else plan.gpus_per_node
+    return container_size(gpus, plan.trainer.offload_optimizer, opts)
 
 
 def remote_run_dir(name: str, attempt: int) -> str:
@@ -227,11 +209,10 @@ def remote_run_dir(name: str, attempt: int) -> str:
 
 
 def describe_rows(plan: Plan, spec: FunctionSpec) -> list[tuple[str, str]]:
-    """Rows for `vft plan --backend modal`: the image, GPUs, volume, secrets, restarts, $/h."""
+    """Rows for `vft plan --backend modal`: the image, GPUs, container, volume, secrets,
+    restarts (the price, containers included, is the plan's cost line)."""
     from vft.backends.restarts import plan_row, requested_restarts
 
-    gpu_usd = plan.cost.usd_per_hour
-    reserve = spec.reservation_usd_per_hour()
     rows = [("image", "; ".join(spec.image.steps()))]
     rows.append(("gpu", f'gpu="{spec.gpu}"' if spec.gpu else "none (CPU container)"))
     if spec.nodes > 1:
@@ -248,10 +229,4 @@ def describe_rows(plan: Plan, spec: FunctionSpec) -> list[tuple[str, str]]:
     )
     rows.append(("secrets", ", ".join(spec.secrets) or "none"))
     rows.append(plan_row(requested_restarts(plan), DEFAULT_RESTARTS))
-    rows.append(
-        (
-            "$/h",
-            f"${gpu_usd + reserve:.2f}/h (GPUs ${gpu_usd:.2f} + CPU/memory ${reserve:.2f})",
-        )
-    )
     return rows

@@ -1,6 +1,8 @@
 """The run's price and budget: who prices the machines, what a cap allows, `vft plan`'s row.
 
-A backend that rents GPUs (Modal) prices them from the catalog (configs/gpus.toml). On
+A backend that rents GPUs (Modal) prices them from the catalog (configs/gpus.toml), plus
+what it bills beside them (`Capabilities.host_usd_per_hour`: Modal's container cores and
+memory), so the budget clock counts the whole bill. On
 own hardware (local, a Slurm cluster) the catalog's list price says nothing about what
 the machines cost: they have no price unless the recipe sets `resources.usd_per_hour`
 (what all of the run's machines together cost per hour). `resources.max_usd` needs a
@@ -25,8 +27,11 @@ from vft.core.recipe.schema import Recipe
 OWN_HARDWARE = frozenset({"local", "slurm"})
 
 
-def price(recipe: Recipe, backend: str, warnings: list[str]) -> Cost:
-    """The plan's Cost: the catalog's on a renting backend, the recipe's on own hardware."""
+def price(
+    recipe: Recipe, backend: str, warnings: list[str], host_usd_per_hour: float = 0.0
+) -> Cost:
+    """The plan's Cost: the catalog's on a renting backend (plus what it bills for the CPU
+    and memory beside the GPUs), the recipe's on own hardware."""
     res = recipe.resources
     steps, step_s = recipe.trainer.max_steps, res.step_seconds
     if backend not in OWN_HARDWARE:
@@ -37,7 +42,7 @@ def price(recipe: Recipe, backend: str, warnings: list[str]) -> Cost:
                 f"resources.usd_per_hour = {res.usd_per_hour:g} is ignored: backend "
                 f"{backend!r} rents its GPUs at the catalog's prices"
             )
-        return cost(usd, request.count * res.nodes, steps, step_s)
+        return cost(usd, request.count * res.nodes, steps, step_s, host_usd_per_hour)
     if res.usd_per_hour is None:
         return run_cost(0.0, steps, step_s, "none")
     return run_cost(round(float(res.usd_per_hour), 4), steps, step_s, "recipe")

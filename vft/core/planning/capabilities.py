@@ -18,6 +18,16 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class HostRequest:
+    """What the price of a backend's CPU and memory beside the GPUs depends on."""
+
+    gpus_per_node: int  # 0 for a CPU-only plan
+    nodes: int
+    offload_optimizer: bool  # ZeRO-3 optimizer offload: the host holds Adam's states
+    options: Mapping[str, Any]  # the recipe's validated [backend.<name>] table
+
+
+@dataclass(frozen=True)
 class Capabilities:
     """What a backend can give; the planner refuses a recipe that needs more, with the reason.
 
@@ -25,6 +35,9 @@ class Capabilities:
     per-node count for some types (Modal: at most 4 x A10G); `request_check` sees the
     whole request (type, count, nodes) and returns why the backend cannot give it, or
     None. `limits` maps a feature name to the reason it is missing, shown verbatim.
+    `host_usd_per_hour` prices what a renting backend bills beside the GPUs (Modal: the
+    container's cores and memory), all nodes together; the plan's cost, and so the budget
+    clock, includes it.
     """
 
     multi_node: bool = False
@@ -37,6 +50,7 @@ class Capabilities:
     limits: Mapping[str, str] = field(default_factory=dict)
     max_gpus_by_type: Mapping[str, int] = field(default_factory=dict)
     request_check: Callable[[GpuRequest, int], str | None] | None = None
+    host_usd_per_hour: Callable[[HostRequest], float] | None = None
 
     def __post_init__(self) -> None:
         # forgiving in what a plugin author writes: a list or set of names is fine
@@ -60,6 +74,7 @@ class Capabilities:
             "limits": dict(self.limits),
             "max_gpus_by_type": dict(self.max_gpus_by_type),
             "request_check": self.request_check is not None,
+            "host_priced": self.host_usd_per_hour is not None,
         }
 
     def require(self, backend: str, feature: str, key: str) -> None:

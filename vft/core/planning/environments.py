@@ -1,7 +1,8 @@
 """Finding Verifiers environments, and what a plan can and cannot do with one.
 
-Cheap by design (`vft plan` and `vft envs` call it): package metadata, import specs and
-a look at a module's source text, never importing an environment or verifiers itself.
+Cheap by design (`vft plan` and `vft envs` call it): package metadata (through the cached
+index of `vft.core.installed`), import specs and a look at a module's source text, never
+importing an environment or verifiers itself.
 What an environment *is* (its API, turns, tools, rewards) needs it imported: that is
 `python -m vft.train.envs.describe ENV_ID --args JSON`, run in a subprocess, whose JSON
 `EnvironmentFacts.from_dict` reads and `environment_problems` judges.
@@ -16,7 +17,6 @@ locally, or into the image of a remote backend).
 from __future__ import annotations
 
 import difflib
-import importlib.metadata
 import importlib.util
 import re
 from collections.abc import Iterable
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from vft.core.errors import PlanError
+from vft.core.installed import Distribution, installed
 from vft.core.recipe.schema import Recipe
 
 PROJECT_ENVIRONMENTS = Path(__file__).resolve().parents[3] / "environments"
@@ -85,65 +86,18 @@ def is_installed(env_id: str) -> bool:
     return any(_find_spec(m) is not None for m in module_names(env_id))
 
 
-def _requirement_name(requirement: str) -> str:
-    name = requirement.split(";")[0].strip()
-    for sep in "<>=!~[ (":
-        name = name.split(sep)[0]
-    return name.strip().lower().replace("_", "-")
-
-
-def _dist_name(dist: importlib.metadata.Distribution) -> str:
-    return (dist.metadata["Name"] or "").strip()
-
-
-def _record_paths(dist: importlib.metadata.Distribution) -> list[str]:
-    """The paths in the distribution's RECORD, as text (cheaper than `dist.files`)."""
-    text = dist.read_text("RECORD") or dist.read_text("installed-files.txt") or ""
-    return [line.split(",", 1)[0] for line in text.splitlines() if line]
-
-
-def _editable_roots(dist: importlib.metadata.Distribution, pths: list[str]) -> list[Path]:
-    """Folders an editable install puts on sys.path through a plain `.pth` line (hatchling,
-    flit, pdm, setuptools' compat mode); setuptools' strict finders map modules instead."""
-    roots = []
-    for rel in pths:
-        try:
-            text = Path(str(dist.locate_file(rel))).read_text(errors="replace")
-        except OSError:
-            continue
-        for line in text.splitlines():
-            line = line.strip()
-            if line and not line.startswith(("#", "import ")) and Path(line).is_dir():
-                roots.append(Path(line))
-    return roots
-
-
-def _top_level_modules(dist: importlib.metadata.Distribution) -> list[str]:
-    modules: set[str] = set()
-    text = dist.read_text("top_level.txt")
-    if text:
-        modules |= {m for m in text.split() if m and not m.startswith("_")}
-    pths = []
-    for rel in _record_paths(dist):
-        top = rel.replace("\\", "/").split("/", 1)[0]
-        if top.endswith(".pth"):
-            pths.append(rel)
-            continue
-        if (
-            text
-            or top.endswith((".dist-info", ".egg-info", ".data"))
-            or top.startswith(("_", ".."))
-        ):
-            continue
-        if "/" not in rel and not top.endswith(".py"):
-            continue
-        modules.add(top.removesuffix(".py"))
-    if pths:  # an editable install: setuptools' finder maps names, a path .pth a folder
-        base = _dist_name(dist).lower().replace("-", "_").replace(".", "_")
+def _top_level_modules(dist: Distribution) -> list[str]:
+    """Its modules from the index, plus, for an editable install, what its `.pth` files
+    reach now (setuptools' finder maps names, a path `.pth` a folder whose contents may
+    have changed since the index was made)."""
+    modules = set(dist.modules)
+    if dist.editable:
+        base = dist.name.lower().replace("-", "_").replace(".", "_")
         for candidate in (base, f"vf_{base}", base.removeprefix("vf_")):
             if _find_spec(candidate) is not None:
                 modules.add(candidate)
-        for root in _editable_roots(dist, pths):
+        # hatchling, flit, pdm and setuptools' compat mode put a plain folder on sys.path
+        for root in (Path(line) for line in dist.pth_lines):
             for child in root.iterdir() if root.is_dir() else ():
                 name = child.name.removesuffix(".py")
                 if not name.isidentifier() or name.startswith(("_", "test")):
@@ -173,19 +127,23 @@ def _looks_like_environment(module: str, requires_verifiers: bool) -> bool:
     return bool(_IMPORTS_VERIFIERS.search(text)) or bool(_ENV_MARKERS.search(text))
 
 
-def installed_environments() -> list[EnvironmentInfo]:
+def installed_environments(only: Iterable[str] | None = None) -> list[EnvironmentInfo]:
     """Built-in environments, then installed ones: distributions that depend on
-    `verifiers`, or whose top-level module imports it or defines `load_environment`."""
+    `verifiers`, or whose top-level module imports it or defines `load_environment`.
+    `only`: look at these modules alone (reading every module's source is the slow part)."""
+    wanted = None if only is None else set(only)
     found = [EnvironmentInfo(k, v, "builtin") for k, v in BUILTIN_ENVIRONMENTS.items()]
     seen = set(BUILTIN_ENVIRONMENTS)
-    for dist in importlib.metadata.distributions():
-        name = _dist_name(dist)
+    for dist in installed().distributions:
+        name = dist.name
         if not name or name.lower() in _NOT_ENVIRONMENTS:
             continue
-        requires = any(_requirement_name(r) == "verifiers" for r in dist.requires or [])
+        requires = "verifiers" in dist.requires
         for module in _top_level_modules(dist):
             env_id = module.removeprefix("vf_")
             if env_id in seen or module in _NOT_ENVIRONMENTS:
+                continue
+            if wanted is not None and module not in wanted:
                 continue
             if not _looks_like_environment(module, requires):
                 continue
@@ -273,8 +231,9 @@ def environment_source(recipe: Recipe, *, remote: bool = False) -> str:
     item = _install_provides(env.id, env.install)
     if item is not None:
         return f"installed in the image ({item})" if remote else f"environment.install ({item})"
-    for e in installed_environments():
-        if e.id == env.id or e.module in module_names(env.id):
+    names = module_names(env.id)
+    for e in installed_environments(only=[env.id, f"vf_{env.id}", *names]):
+        if e.id == env.id or e.module in names:
             return f"installed ({e.version})" if e.version else "installed"
     if is_installed(env.id):
         return "installed"

@@ -75,16 +75,33 @@ def inference_memory_gib(
     return weights, kv
 
 
-def cost(usd_per_gpu_hour: float, gpus: int, max_steps: int, step_seconds: float | None) -> Cost:
-    """A backend's rented GPUs at the catalog's price per GPU-hour."""
-    return run_cost(round(usd_per_gpu_hour * gpus, 2), max_steps, step_seconds, "catalog")
+def cost(
+    usd_per_gpu_hour: float,
+    gpus: int,
+    max_steps: int,
+    step_seconds: float | None,
+    host_usd_per_hour: float = 0.0,
+) -> Cost:
+    """A backend's rented GPUs at the catalog's price per GPU-hour, and what it bills for
+    the CPU and memory beside them."""
+    host = round(host_usd_per_hour, 2)
+    total = round(round(usd_per_gpu_hour * gpus, 2) + host, 2)
+    return run_cost(total, max_steps, step_seconds, "catalog", host_usd_per_hour=host)
 
 
-def run_cost(usd_per_hour: float, max_steps: int, step_seconds: float | None, source: str) -> Cost:
+def run_cost(
+    usd_per_hour: float,
+    max_steps: int,
+    step_seconds: float | None,
+    source: str,
+    *,
+    host_usd_per_hour: float = 0.0,
+) -> Cost:
     """The price per hour of the run's machines, and of the run when its step time is known;
     a price of source "none" is unknown, so the run's is too."""
+    host = host_usd_per_hour
     if step_seconds is None:
-        return Cost(usd_per_hour, source=source)
+        return Cost(usd_per_hour, source=source, host_usd_per_hour=host)
     hours = round(max_steps * step_seconds / 3600, 2)
     per_run = None if source == "none" else round(usd_per_hour * max_steps * step_seconds / 3600, 2)
-    return Cost(usd_per_hour, hours, per_run, source=source)
+    return Cost(usd_per_hour, hours, per_run, source=source, host_usd_per_hour=host)

@@ -23,7 +23,7 @@ from vft.core.plan import (
     WeightSync,
 )
 from vft.core.planning.budget import budget_line, check_budget, price
-from vft.core.planning.capabilities import Capabilities
+from vft.core.planning.capabilities import Capabilities, HostRequest
 from vft.core.planning.environment_facts import (
     EnvironmentFacts,
     environment_problems,
@@ -129,7 +129,8 @@ def plan(recipe: Recipe, target: Target) -> Plan:
     sync = choose_weight_sync(recipe, target.server, served=served, cpu=request.is_cpu)
     processes = _processes(recipe, target, layout, ports, processes_per_trainer, sync)
     memory = memory_summary(FitInputs(recipe, stage, params_b, gpu_gib), layout, offload, warnings)
-    run_cost = price(recipe, target.backend, warnings)
+    host = HostRequest(request.count, res.nodes, offload, target.backend_options)
+    run_cost = price(recipe, target.backend, warnings, _host_price(target, host))
     check_budget(recipe, target.backend, run_cost)
     if target.environment_note:
         warnings.append(target.environment_note)
@@ -262,6 +263,12 @@ def _render_accelerate(recipe: Recipe, target: Target, stage: int | None, offloa
         mixed_precision="bf16" if bf16 else "'no'",
         use_cpu="true" if cpu else "false",
     )
+
+
+def _host_price(target: Target, host: HostRequest) -> float:
+    """What the backend bills per hour for the CPU and memory beside the GPUs."""
+    price = target.capabilities.host_usd_per_hour
+    return 0.0 if price is None else float(price(host))
 
 
 def _processes(

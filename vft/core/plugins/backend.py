@@ -30,7 +30,8 @@ class Backend:
 
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
-    #: pydantic model for the recipe's `[backend.<name>]` table, or None if it takes none;
+    #: options model (pydantic, or vft.plugin.Table) for the recipe's `[backend.<name>]`
+    #: table, or None if it takes none;
     #: "module:Class" imports it on first use, so that listing backends or planning for
     #: another backend never builds it (reading the attribute always gives the class)
     options_model: ClassVar[type[BaseModel] | str | None] = None
@@ -138,8 +139,8 @@ def _installed(module: str) -> bool:
 
 
 class LazyModel:
-    """A backend's `options_model` named as "module:Class": imported, and checked to be a
-    pydantic model, the first time it is read."""
+    """A backend's `options_model` named as "module:Class": imported, and checked to be an
+    options model, the first time it is read."""
 
     def __init__(self, target: str) -> None:
         self.target = target
@@ -166,6 +167,6 @@ class LazyModel:
             ) from None
         if not callable(getattr(model, "model_validate", None)):
             raise UserError(
-                f"--backend: backend {name!r}: options_model {self.target} is not a pydantic model"
+                f"--backend: backend {name!r}: options_model {self.target} is not an options model"
             )
         return model

@@ -5,6 +5,8 @@
 A plugin that fails to load is recorded in `Registry.errors` ("package: error") and
 skipped; the other backends, and every command that needs no plugin, keep working.
 Both the manager and the registry are built once per process; `reset()` forgets them.
+The entry points come from `vft.core.installed` (a cached index of the installed
+distributions); each plugin itself is imported through its entry point, as pip declared it.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from vft.core.errors import UserError
+from vft.core.installed import EntryPoint, canonical, installed
 from vft.core.plugins import hookspecs
 
 if TYPE_CHECKING:
@@ -126,14 +128,14 @@ def plugin_manager() -> tuple[pluggy.PluginManager, tuple[str, ...]]:
 
 def _load_entry_points(pm: pluggy.PluginManager, allow: set[str] | None, errors: list[str]) -> None:
     """Load each `vft` entry point on its own, so one broken package cannot stop the others."""
-    by_name: dict[str, list[metadata.EntryPoint]] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    by_name: dict[str, list[EntryPoint]] = {}
+    for ep in installed().select(ENTRY_POINT_GROUP):
         by_name.setdefault(ep.name, []).append(ep)
     wanted: set[str] = set()
     for name, eps in sorted(by_name.items()):
         packages = sorted({_dist_name(ep) for ep in eps})
         if allow is not None:
-            matched = allow & {_canonical(name), *map(_canonical, packages)}
+            matched = allow & {canonical(name), *map(canonical, packages)}
             if not matched:
                 continue
             wanted |= matched
@@ -145,15 +147,15 @@ def _load_entry_points(pm: pluggy.PluginManager, allow: set[str] | None, errors:
             continue
         (ep,) = eps
         try:
-            # one scan of the installed distributions for all plugins (pluggy's loader
-            # rescans them for each), then the public register()
+            # the index's entry point, not pluggy's loader (which rescans every
+            # distribution for each plugin), then the public register()
             pm.register(ep.load(), name=name)
         except Exception as exc:  # a broken plugin must not break vft
             if pm.get_plugin(name) is not None:  # pluggy leaves a half-registered plugin
                 pm.unregister(name=name)
             errors.append(f"{packages[0]}: cannot load plugin {name!r}: {_describe(exc)}")
             continue
-        _ORIGIN[name] = (packages[0], ep.dist.version if ep.dist else "?")
+        _ORIGIN[name] = (packages[0], ep.version or "?")
         plugin = pm.get_plugin(name)
         unknown = sorted(c.name for c in pm.get_hookcallers(plugin) or () if not c.has_spec())
         if unknown:  # a misspelt hook would otherwise register nothing, silently
@@ -245,7 +247,7 @@ def _invalid(cls: Any, kind: str, base: type) -> str | None:
             if not re.fullmatch(r"[\w.]+:\w+", model.target):
                 return f"{where}: options_model {model.target!r} is not 'module:Class'"
         elif model is not None and not callable(getattr(model, "model_validate", None)):
-            return f"{where}: options_model must be a pydantic model class or None"
+            return f"{where}: options_model must be an options model class (pydantic, or vft.plugin.Table) or None"
     elif not callable(getattr(cls, "command", None)):
         return f"{where}: has no command(part) method"
     return None
@@ -259,18 +261,14 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _dist_name(ep: metadata.EntryPoint) -> str:
-    return ep.dist.name if ep.dist is not None else ep.value.split(":")[0]
-
-
-def _canonical(name: str) -> str:
-    """PEP 503 form, so `vft_example` in VFT_PLUGINS matches the distribution `vft-example`."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+def _dist_name(ep: EntryPoint) -> str:
+    return ep.dist or ep.value.split(":")[0]
 
 
 def _allowlist() -> set[str] | None:
+    """PEP 503 names, so `vft_example` in VFT_PLUGINS matches the distribution `vft-example`."""
     raw = os.environ.get("VFT_PLUGINS", "").strip()
-    return {_canonical(x.strip()) for x in raw.split(",") if x.strip()} if raw else None
+    return {canonical(x.strip()) for x in raw.split(",") if x.strip()} if raw else None
 
 
 def _env_flag(name: str) -> bool:

