@@ -63,20 +63,12 @@ def planned_server(
     return argv, env, f"http://127.0.0.1:{port}"
 
 
-def start(
-    run_dir: Path,
-    overrides: tuple[str, ...] = (),
-    timeout_s: float = 600,
-    without_env: tuple[str, ...] = (),
-) -> Server:
-    """Start the plan's server (less the planned variables `without_env`) and wait for
-    /health; the time it took is `ready_s`."""
+def start(run_dir: Path, overrides: tuple[str, ...] = (), timeout_s: float = 600) -> Server:
+    """Start the plan's server and wait for /health; the time it took is `ready_s`."""
     from vft.train.cpu_stack import ensure_vllm_alias
 
     ensure_vllm_alias()
     argv, env, url = planned_server(run_dir, overrides)
-    for name in without_env:
-        env.pop(name, None)
     log = run_dir / f"server-{url.rsplit(':', 1)[1]}.log"
     started = time.perf_counter()
     with open(log, "wb") as out:

@@ -50,7 +50,7 @@ from server_cold_start import start, stop  # noqa: E402  (this folder, run as a 
 from vft.train.weight_reload import MODE_ENV  # noqa: E402
 
 #: pushes before the measured ones: the first stages the packed layers' weights, and until
-#: the second the server's heap is still growing to hold two generations of packed weights
+#: the second the server's memory is still growing to hold two generations of packed weights
 WARMUP = 2
 #: random Llama shapes (tied embeddings, like Qwen3-0.6B): name -> LlamaConfig fields
 SHAPES: dict[str, dict[str, Any]] = {
@@ -144,7 +144,6 @@ def bench(
     pushes: int,
     sync_base: Path | None,
     reload: str,
-    without_env: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     import requests
     import torch
@@ -159,7 +158,7 @@ def bench(
     model_dir = build(size, run_dir / "initial-model")
     overrides = () if size == "tiny" else (f'model.name="{model_dir}"',)
     os.environ[MODE_ENV] = reload  # the server's environment: the planner's over ours
-    server = start(run_dir, overrides, without_env=without_env)
+    server = start(run_dir, overrides)
     try:
         served = requests.get(f"{server.url}/v1/models", timeout=10).json()["data"][0]["id"]
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
@@ -285,20 +284,12 @@ def main() -> None:
         default="auto",
         help="the server's reload: vft's in-place one where it applies (auto), or vLLM's",
     )
-    parser.add_argument(
-        "--malloc",
-        choices=("keep", "default"),
-        default="keep",
-        help="the server's malloc: as planned (keep freed memory: GLIBC_TUNABLES), or glibc's "
-        "default (every repack gets fresh pages from the kernel)",
-    )
     args = parser.parse_args()
-    without = ("GLIBC_TUNABLES",) if args.malloc == "default" else ()
     work = Path(tempfile.mkdtemp(prefix="vft-bench-sync-"))
     rows = []
     try:
         for size in args.sizes.split(","):
-            row = bench(size, work, args.pushes, args.sync_dir, args.reload, without)
+            row = bench(size, work, args.pushes, args.sync_dir, args.reload)
             rows.append(row)
             med = statistics.median
             print(
@@ -312,7 +303,7 @@ def main() -> None:
     table(rows, min, f"best of {n} pushes (the machine's own cost; the floor beside each push)")
     table(rows, statistics.median, f"median of {n} pushes")
     print(
-        f"reload: {args.reload}; malloc: {args.malloc}; sync = write + (worker: load + pack) + rpc + reset; floor = "
+        f"reload: {args.reload}; sync = write + (worker: load + pack) + rpc + reset; floor = "
         "safetensors save_file + load_file (which maps, reads nothing); +read = floor + a "
         "copy of every byte into warm memory; first = the first push (it stages the packed "
         f"layers' weights; {WARMUP} warm-up pushes are not in the table); target: sync/floor <= 1.5x\n"

@@ -8,7 +8,6 @@ and hands the plan to the backend.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -229,6 +228,8 @@ def _facts_key(env_id: str, args: dict[str, Any], install: tuple[str, ...]) -> s
     stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     verifiers = installed().version("verifiers")
     blob = json.dumps([env_id, args, install, stamp, verifiers, __version__], default=str)
+    import hashlib
+
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib
 import io
 import sys
-import traceback
 from typing import Any
 
 import click
@@ -107,6 +106,8 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception:  # a bug: the traceback is for us, but secrets stay hidden in it too
+        import traceback
+
         _error(traceback.format_exc().rstrip("\n"))
         sys.exit(1)
 

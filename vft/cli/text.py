@@ -8,7 +8,6 @@ spaces, never inside a word; a word longer than the line keeps a line of its own
 from __future__ import annotations
 
 import shlex
-import shutil
 from collections.abc import Sequence
 
 SEP = " │ "
@@ -17,6 +16,8 @@ MIN_WIDTH = 40
 
 def width() -> int:
     """The terminal's columns (COLUMNS when set), 80 when not a terminal."""
+    import shutil
+
     return max(MIN_WIDTH, shutil.get_terminal_size((80, 24)).columns)
 
 

@@ -17,8 +17,7 @@ back. On the CPU with an unquantized model the only post-processing is the GEMM 
 4. redoes the GEMM dispatch only for what computes through a packed copy: every linear
    and the LM head (tied or not); an input embedding beside a head is not repacked (vLLM
    packs it at load, nothing calls it as a GEMM), its packed copy replaced by a plain
-   linear on the live weight. The reorders run on the worker's threads together, the LM
-   head (the largest matrix) in row blocks whose logits are laid side by side.
+   linear on the live weight.
 
 Anything else (a quantized model, LoRA, another platform) goes through vLLM's reload.
 Importable without vLLM or torch; they are imported inside the functions.
@@ -69,18 +68,17 @@ def reload_in_place(worker: Any, weights_file: str | Path) -> dict[str, Any] | N
                 f"parameters unloaded (e.g. {', '.join(missing[:3])}); the server holds a "
                 "partial update"
             )
-        repacked, head_blocks, threads = _repack(model)
+        repacked = _repack(model)
         setattr(model, _NAMES, frozenset(names))
     done = time.perf_counter()
     phases["repacked"] = len(repacked)
     phases["heads"] = [name for name, head in repacked if head]
-    phases.update(head_blocks=head_blocks, threads=threads)
     phases.update(
         stage_s=round(staged - start, 6),
         load_s=round(copied - staged, 6),
         pack_s=round(done - copied, 6),
-        # pages the kernel had to hand the server meanwhile: each a fault and a zeroing, the
-        # cost a warm heap avoids (and a figure that does not move with the machine's load)
+        # pages the kernel handed the server meanwhile (first touches of new memory, pages
+        # of the mapped set): a figure that does not move with the machine's load
         page_faults=_page_faults() - faults,
     )
     return phases
@@ -158,15 +156,10 @@ def _stage_packed_weights(model: Any) -> int:
     return staged
 
 
-def _repack(model: Any) -> tuple[list[tuple[str, bool]], int, int]:
+def _repack(model: Any) -> list[tuple[str, bool]]:
     """Redo vLLM's CPU GEMM dispatch for each packed layer from its (new) live weight,
     keeping that weight as the next load's staging buffer; returns (name, is an LM head)
-    of each layer repacked, the LM heads' row blocks and the threads that packed.
-
-    The reorders run on the worker's threads at once (the engine is idle while it reloads;
-    each reorder is mostly first-touch writes to a freshly allocated packed buffer, which
-    one core alone does at a fraction of memory speed), the LM head in row blocks so that
-    the largest matrix is not one thread's work alone."""
+    of each layer repacked."""
     import torch
     from vllm.model_executor.layers.utils import dispatch_cpu_unquantized_gemm
     from vllm.model_executor.layers.vocab_parallel_embedding import (
@@ -174,11 +167,8 @@ def _repack(model: Any) -> tuple[list[tuple[str, bool]], int, int]:
         VocabParallelEmbedding,
     )
 
-    threads = max(1, torch.get_num_threads())
     packed = _packed_modules(model)
     has_head = any(isinstance(module, ParallelLMHead) for _, module in packed)
-    jobs: list[Any] = []  # (weight elements, layer whose weight is dispatched)
-    heads: list[tuple[Any, list[Any]]] = []
     repacked = []
     for name, module in packed:
         plain_embedding = isinstance(module, VocabParallelEmbedding) and not isinstance(
@@ -191,57 +181,6 @@ def _repack(model: Any) -> tuple[list[tuple[str, bool]], int, int]:
             # compute from the live weight rather than a packed copy of an old one.
             module.cpu_linear = torch.nn.functional.linear
             continue
-        is_head = isinstance(module, ParallelLMHead)
-        blocks = _head_blocks(module, threads) if is_head else []
-        if blocks:
-            heads.append((module, blocks))
-        for layer in blocks or [module]:
-            jobs.append((layer.weight.numel(), layer))
-        repacked.append((name, is_head))
-    jobs.sort(key=lambda job: -job[0])  # the largest first: the threads end together
-
-    def dispatch(layer: Any) -> None:
-        dispatch_cpu_unquantized_gemm(layer, remove_weight=False)
-
-    if threads == 1 or len(jobs) == 1:
-        for _, layer in jobs:
-            dispatch(layer)
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(threads, thread_name_prefix="vft-repack") as pool:
-            list(pool.map(dispatch, [layer for _, layer in jobs]))  # re-raises a failure
-    for module, blocks in heads:
-        module.cpu_linear = _blocked_linear(blocks)
-    return repacked, sum(len(blocks) for _, blocks in heads), threads
-
-
-#: an LM head is packed in row blocks only when each block has at least this many rows
-MIN_BLOCK_ROWS = 64
-
-
-def _head_blocks(module: Any, parts: int) -> list[Any]:
-    """Row blocks of an LM head's live weight, each a bare layer for vLLM's GEMM dispatch
-    (views: no copy); none when the head is too small to be worth splitting."""
-    import torch
-
-    weight = module.weight.detach()
-    if parts < 2 or weight.ndim != 2 or weight.shape[0] < parts * MIN_BLOCK_ROWS:
-        return []
-    blocks = []
-    for rows in weight.chunk(parts, dim=0):
-        layer = torch.nn.Module()
-        layer.weight = rows
-        blocks.append(layer)
-    return blocks
-
-
-def _blocked_linear(blocks: list[Any]) -> Any:
-    """The head's GEMM from its packed row blocks: the logits of each block side by side."""
-    import torch
-
-    def linear(x: Any, weight: Any, bias: Any) -> Any:
-        out = torch.cat([block.cpu_linear(x, block.weight, None) for block in blocks], dim=-1)
-        return out if bias is None else out + bias
-
-    return linear
+        dispatch_cpu_unquantized_gemm(module, remove_weight=False)
+        repacked.append((name, isinstance(module, ParallelLMHead)))
+    return repacked

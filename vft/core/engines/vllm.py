@@ -14,8 +14,6 @@ from vft.core.hooks import hookimpl
 
 #: a CPU server's KV cache when the recipe sets none (the tiny and small models need little)
 CPU_KV_CACHE_GIB = 0.25
-#: glibc malloc tunables: no mmap for large blocks, never trim the heap (ignored elsewhere)
-MALLOC_KEEPS_MEMORY = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 #: the vLLM worker extension that reloads weights from files (tied lm_head included)
 FILE_SYNC_EXTENSION = "vft.train.vllm_worker.FileSyncWorkerExtension"
 
@@ -35,11 +33,6 @@ class VllmServer(InferenceServer):
     cpu_env = {
         "VLLM_TARGET_DEVICE": "cpu",
         "VLLM_CPU_OMP_THREADS_BIND": "nobind",  # leave cores to the trainer beside it
-        # glibc's malloc keeps freed memory for reuse instead of handing it back: each
-        # weight sync repacks every GEMM weight into new buffers the size of the last
-        # ones, and fresh pages from the kernel (a fault and a zeroing each) were most of
-        # the repack's time (bench/weight_sync.py)
-        "GLIBC_TUNABLES": MALLOC_KEEPS_MEMORY,
     }
 
     def command(self, part: ServerPart) -> list[str]:

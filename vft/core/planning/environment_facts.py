@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -196,6 +195,8 @@ def hub_reachable(env: Mapping[str, str], timeout: float = HUB_PROBE_S) -> bool:
     answer: list[bool] = []
 
     def lookup() -> None:
+        import socket
+
         try:
             socket.getaddrinfo(host, 443)
             answer.append(True)
