@@ -12,18 +12,21 @@ maps the file in `load_file` and reads no byte until one is used, so that floor 
 alone; "+read" adds what any reader that keeps the weights pays, a copy of every byte into
 memory it already has. A server cannot do less than +read.
 
-Where the time goes (--reload auto, the default: vft/train/weight_reload.py): "load" copies
-the set into the live tensors (mapped, no byte read twice); "pack" rebuilds the oneDNN
-handle of every linear and of the LM head, a reorder of each weight into the blocked layout
-the server's GEMMs run on (each GEMM 1.5-3x faster than F.linear on the plain weight, so
-generation keeps it; the reorder runs well below memcpy speed on large matrices); "rpc" is
-the collective_rpc round trip outside the worker (API server, engine core, worker), with
-the prefix-cache reset a fixed ~5-15 ms that the small models cannot amortize. Measured on
-2 cores, quiet machine, best of 5 (sync / floor): tiny 18 / 1 ms, 10m 54 / 15 ms, 100m
-186 / 72 ms (write 63, load 28, pack 87, rpc + reset 7); vLLM's reload (`--reload vllm`)
-took 70, 57 and 291 ms. The 1.5x target is out of reach by construction: at 100m it leaves
-the server 36 ms for 350 MB, which one copy (30 ms) and the reorder (87 ms) exceed; at tiny
-the RPC alone is 5x the floor.
+Where the time goes (--reload auto, the default: vft/train/weight_reload.py): "write" is
+the trainer's safetensors file, from the third push on written over the file of the set
+before last, in place (a fresh file's pages cost the kernel an allocation and a zeroing
+each: twice the time); "load" copies the set into the live tensors (mapped, no byte read
+twice); "pack" rebuilds the oneDNN handle of every linear and of the LM head, a reorder of
+each weight into the blocked layout the server's GEMMs run on (each GEMM 1.5-3x faster than
+F.linear on the plain weight, so generation keeps it); "rpc" is the collective_rpc round
+trip outside the worker (API server, engine core, worker), with the prefix-cache reset a
+fixed ~5-10 ms that the small models cannot amortize; "faults" counts the pages the kernel
+handed the server meanwhile. Measured 2026-12-05 on 2 quiet cores, best of 5 (sync / floor
+/ floor + read): tiny 18 / 1 / 1 ms, 10m 30 / 9 / 12 ms, 100m 148 / 69 / 95 ms (write 32,
+load 23, pack 84, rpc + reset 8): 2.15x the floor, 1.55x the floor with its read. Threads
+for the reorders and an LM head packed in row blocks measured no faster (oneDNN's reorder
+already uses the cores), nor did a malloc that keeps freed memory: the reorder itself is
+most of the 84 ms, and any update of packed weights pays it (vLLM's reload, 291 ms, too).
 
 Run from the repository root: python bench/weight_sync.py [--sizes tiny,10m,100m] [--pushes 5]
 [--sync-dir /dev/shm] [--reload auto|vllm]
