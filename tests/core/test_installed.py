@@ -104,19 +104,14 @@ def wait_until_settled(limit_s: float = 30) -> None:
         time.sleep(min(wait_s + 0.05, 1.0))
 
 
-def probe(site: Path, cache: Path, **extra: str) -> dict:
-    """Build the registry in a fresh Python with `site` on its path; only its plugins load."""
+def run_probe(code: str, site: Path, cache: Path, **extra: str) -> dict:
+    """Run `code` in a fresh Python with `site` on its path and `cache` as the cache home;
+    its stdout is JSON."""
     wait_until_settled()
     env = {k: v for k, v in os.environ.items() if k not in ("VFT_NO_CACHE", "PYTHONPATH")}
-    env.update(
-        PYTHONPATH=str(site),
-        XDG_CACHE_HOME=str(cache),
-        VFT_PLUGINS="vft-acme,vft-bolt",
-        VFT_DISABLE_PLUGIN_AUTOLOAD="",
-        **extra,
-    )
+    env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(cache), **extra)
     done = subprocess.run(  # cwd: `-c` puts it on sys.path, and it must hold still
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         env=env,
@@ -125,6 +120,12 @@ def probe(site: Path, cache: Path, **extra: str) -> dict:
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def probe(site: Path, cache: Path, **extra: str) -> dict:
+    """Build the registry in a fresh Python with `site` on its path; only its plugins load."""
+    plugins = {"VFT_PLUGINS": "vft-acme,vft-bolt", "VFT_DISABLE_PLUGIN_AUTOLOAD": ""}
+    return run_probe(PROBE, site, cache, **{**plugins, **extra})
 
 
 def plugins(result: dict) -> dict[str, list[str]]:
@@ -295,21 +296,9 @@ def add_environment(site: Path, project: str, version: str) -> None:
 
 def test_installed_environments_follow_installs_and_removals(site, tmp_path):
     cache = tmp_path / "cache"
-    env = {k: v for k, v in os.environ.items() if k not in ("VFT_NO_CACHE", "PYTHONPATH")}
-    env.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(cache))
 
     def envs() -> dict:
-        wait_until_settled()
-        done = subprocess.run(
-            [sys.executable, "-c", ENVS_PROBE],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=site,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+        return run_probe(ENVS_PROBE, site, cache)
 
     add_environment(site, "vfx-tiny", "0.1.0")
     settle(site, 60)
