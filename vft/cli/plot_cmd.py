@@ -14,7 +14,11 @@ from vft.cli.run_common import output_dir_option
 
 @click.command("plot")
 @click.argument("runs", nargs=-1, metavar="RUN...")
-@click.option("--sweep", metavar="NAME", help="Overlay every point of this sweep (vft sweep).")
+@click.option(
+    "--sweep",
+    metavar="NAME",
+    help="Overlay every point of this sweep (vft sweep): its latest launch, or NAME/launch-N.",
+)
 @output_dir_option
 @run_backend_option
 @click.option(

@@ -1,4 +1,5 @@
-"""A run's metrics rows and summary, wherever its folder is (`vft status`, `vft plot`).
+"""A run's metrics rows and summary, wherever its folder is (`vft status`, `vft plot`,
+`vft runs --sweep`).
 
 A folder on this machine (or a disk it mounts: local, Slurm) is read in place. A backend
 whose folder is remote (Modal: a Volume) overrides `Backend.get_outputs`; its
@@ -12,6 +13,7 @@ import contextlib
 import io
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,39 @@ def metrics_rows(attempt: Attempt, impl: Backend) -> tuple[list[Row], str | None
         except UserError as exc:
             return [], f"metrics: {exc.line()}"
         return read_rows(Path(tmp) / METRICS_FILE), None
+
+
+def many_metrics_rows(
+    targets: Sequence[tuple[Attempt, Backend]], *, max_fetches: int = 8
+) -> list[tuple[list[Row], str | None]]:
+    """metrics_rows of each (attempt, backend), in order: a folder on this machine is read
+    in place, remote ones are fetched at once (a sweep's points: one wait, not one each).
+    A remote fetch that fails in any way is its note, never the end of the others."""
+    out: list[tuple[list[Row], str | None]] = [([], None)] * len(targets)
+    remote = []
+    for i, (attempt, impl) in enumerate(targets):
+        if remote_folder(impl) and not (attempt.path / METRICS_FILE).exists():
+            remote.append(i)
+        else:
+            out[i] = metrics_rows(attempt, impl)
+    if not remote:
+        return out
+    from concurrent.futures import ThreadPoolExecutor
+
+    # one redirect around them all: contextlib.redirect_stdout swaps a process-wide stream
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        ThreadPoolExecutor(max_workers=min(max_fetches, len(remote))) as pool,
+    ):
+        futures = {i: pool.submit(metrics_rows, *targets[i]) for i in remote}
+    for i, future in futures.items():
+        error = future.exception()
+        if error is None:
+            out[i] = future.result()
+        else:  # a service's own error class, a dropped connection
+            reason = str(error).splitlines()[0][:200] if str(error) else ""
+            out[i] = ([], f"metrics: {type(error).__name__}{': ' if reason else ''}{reason}")
+    return out
 
 
 def run_summary(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -17,7 +18,8 @@ from vft.core.errors import UserError
     "--sweep",
     "sweep",
     metavar="NAME",
-    help="Only this sweep's points, with their values and final/best reward.",
+    help="Only this sweep's points, with their values and final/best reward: its latest "
+    "launch, or NAME/launch-N for an earlier one.",
 )
 def runs_command(output_dir: str, sweep: str | None) -> None:
     """List runs under the output dir with the status of each one's latest attempt."""
@@ -28,9 +30,13 @@ def runs_command(output_dir: str, sweep: str | None) -> None:
     from vft.core.runs.folders import list_runs
 
     if sweep is not None:
-        from vft.core.sweeps.record import read_sweep
+        from vft.core.sweeps.record import pick_launch, read_launches, split_ref
 
-        Console().print(sweep_table(read_sweep(sweep, output_dir), output_dir, live=True))
+        name, number = split_ref(sweep)
+        launches = read_launches(name, output_dir)
+        numbers = [r.launch for r in launches]
+        shown = pick_launch(launches, number)
+        Console().print(sweep_table(shown, output_dir, live=True, launches=numbers))
         return
     runs = list_runs(output_dir)
     if not runs:
@@ -60,51 +66,94 @@ def runs_command(output_dir: str, sweep: str | None) -> None:
         click.echo(f"sweeps: {', '.join(sweeps)} (vft runs --sweep NAME)")
 
 
-def sweep_table(record: Any, output_dir: str, *, live: bool) -> Any:
+def sweep_table(record: Any, output_dir: str, *, live: bool, launches: Sequence[int] = ()) -> Any:
     """A sweep's points as a rich table: values, status, steps, final and best reward.
 
     `live`: each point's status is asked of its backend now (as `vft status` does); else
-    the sweep record's, as the sweep itself just wrote it."""
+    the sweep record's, as the sweep itself just wrote it. Rewards come through each
+    point's backend (`vft status`'s route: a Modal point's off its Volume); a point whose
+    metrics cannot be read shows UNREADABLE, and why under the table. `launches`: the
+    numbers of the sweep's launches (the others than this one are named under it)."""
     from rich.markup import escape
     from rich.table import Table
 
+    from vft.cli.run_metrics import many_metrics_rows
     from vft.core.plugins.registry import registry
     from vft.core.runs.folders import Attempt, run_folder
     from vft.core.secrets import redact
     from vft.core.sweeps.names import column_headers
-    from vft.core.sweeps.rewards import reward_cell, rewards
+    from vft.core.sweeps.rewards import UNREADABLE, reward_cell, rewards_of
 
-    reg = registry() if live else None
+    reg = registry()
+    backends: dict[str, Any] = {}
     keys = record.keys
-    title = f"sweep {escape(record.name)} ({escape(record.status)}): {len(record.points)} points"
-    table = Table(title=title)
+    others = [n for n in launches if n != record.launch]
+    which = f", launch {record.launch} of {len(launches)}" if others else ""
+    title = (
+        f"sweep {escape(record.name)}{which} ({escape(record.status)}): {len(record.points)} points"
+    )
+    table = Table(title=title, caption_justify="left")
     table.add_column("point", no_wrap=True)
     for key in keys:
         table.add_column(escape(column_headers(keys)[key]), overflow="fold")
     table.add_column("status", overflow="fold")
     for col in ("steps", "final reward", "best reward"):
         table.add_column(col, justify="right", no_wrap=True)
+    statuses: dict[str, str] = {}
+    targets: dict[str, tuple[Any, Any]] = {}
+    missing: dict[str, str] = {}  # why a point's metrics cannot be asked for at all
     for point in record.points:
-        attempt = None
+        status = point.status
         if point.attempt is not None:
             attempt = Attempt(run_folder(output_dir, point.name).path / f"attempt-{point.attempt}")
-        status = point.status
-        if live and attempt is not None and attempt.path.is_dir():
-            status = str(_row_state(reg, attempt)[1].get("status", "?"))
+            run, state = _row_state(reg, attempt) if live and attempt.path.is_dir() else ({}, {})
+            if state:
+                status = str(state.get("status", "?"))
+            name = str(run.get("backend") or record.backend)
+            if name not in backends:
+                backends[name] = _backend(reg, name)
+            if backends[name] is not None:
+                targets[point.name] = (attempt, backends[name])
+            else:
+                missing[point.name] = f"metrics: the {name!r} backend is not installed here"
         if point.attempt is not None and point.attempt > 1:
             status += f" (attempt-{point.attempt})"
         if point.note and not live:
             status += f": {point.note}"
-        got = rewards(attempt.path) if attempt is not None else None
+        statuses[point.name] = status
+    fetched = dict(zip(targets, many_metrics_rows(list(targets.values())), strict=True))
+    notes = []
+    for point in record.points:
+        cells = ["-", "-", "-"]
+        if point.name in fetched or point.name in missing:
+            rows, why = fetched.get(point.name) or ([], missing[point.name])
+            if why:
+                cells = [UNREADABLE] * 3
+                notes.append(f"{UNREADABLE} {point.name}: {why}")
+            else:
+                got = rewards_of(rows)
+                cells = [str(got.steps), reward_cell(got.final), reward_cell(got.best)]
         table.add_row(
             escape(point.name),
             *(escape(redact(_text(point.values.get(k)))) for k in keys),
-            escape(redact(status)),
-            str(got.steps) if got else "-",
-            reward_cell(got.final) if got else "-",
-            reward_cell(got.best) if got else "-",
+            escape(redact(statuses[point.name])),
+            *cells,
         )
+    if others:
+        named = ", ".join(f"{record.name}/launch-{n}" for n in others)
+        notes.append(f"other launches: {named} (vft runs --sweep NAME/launch-N)")
+    if notes:
+        table.caption = escape(redact("\n".join(notes)))
     return table
+
+
+def _backend(reg: Any, name: str) -> Any:
+    """The backend that reads a point's metrics; None where it is not installed (its
+    status says so)."""
+    try:
+        return reg.backend(name)
+    except UserError:
+        return None
 
 
 def _text(value: Any) -> str:

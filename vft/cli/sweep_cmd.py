@@ -85,8 +85,10 @@ def sweep_command(
 
     Plans every point first and shows them in one table (GPUs, $/h, estimated $); one
     invalid point refuses the sweep before anything starts. Ends with each point's status
-    and reward (again: vft runs --sweep NAME). Exits 0 when every point succeeded, 1 when
-    one did not, 130 after Ctrl-C, which stops every running point.
+    and reward (again: vft runs --sweep NAME). Running a sweep again under its name is a
+    new launch of it (each point's next attempt); the earlier launches are kept (vft runs
+    --sweep NAME/launch-N). Exits 0 when every point succeeded, 1 when one did not, 130
+    after Ctrl-C, which stops every running point.
     """
     from vft.core.recipe import NAME_PATTERN, load_recipe
     from vft.core.sweeps.grid import axes_of, check_override_conflicts, expand
@@ -254,7 +256,7 @@ def run_sweep(
 ) -> int:
     """Launch and watch every point; the exit code of the sweep."""
     from vft.core.node.procs import on_signals
-    from vft.core.sweeps.record import PointRecord, SweepRecord
+    from vft.core.sweeps.record import PointRecord, SweepRecord, new_launch
     from vft.core.sweeps.runner import Started, SweepRun
 
     output_dir = planned[0].plan.run.output_dir
@@ -285,7 +287,14 @@ def run_sweep(
             received.append(done.exit_code - 128)
         return Started(done.attempt, registry().backend(backend))
 
-    note(f"sweep {name}: record {os.path.relpath(_record_path(output_dir, name))}")
+    # before any point starts: an unreadable record refuses, nothing started
+    earlier = new_launch(record, output_dir)
+    where = os.path.relpath(_record_path(output_dir, name))
+    if earlier:  # a rerun, as `vft run` of a name that exists: the earlier launches are kept
+        kept = ", ".join(r.ref for r in earlier)
+        note(f"sweep {name}: launch {record.launch}, record {where} (kept: {kept})")
+    else:
+        note(f"sweep {name}: record {where}")
     with on_signals(STOP_SIGNALS, on_signal):
         done = SweepRun(
             record,
@@ -297,11 +306,22 @@ def run_sweep(
             stop_requested=lambda: bool(received),
             say=lambda text: note(f"sweep {name}: {text}"),
             poll_s=POLL_S.get(backend, POLL_S_REMOTE),
+            reward_of=_point_rewards,
         ).run()
     show_summary(done, output_dir)
     if received:
         return 128 + received[0]
     return 0 if done.status == "succeeded" else 1
+
+
+def _point_rewards(started: Any) -> Any:
+    """A finished point's rewards read through its backend, as `vft runs --sweep` reads
+    them (none when its metrics cannot be read: its summary row says why)."""
+    from vft.cli.run_metrics import many_metrics_rows
+    from vft.core.sweeps.rewards import rewards_of
+
+    [(rows, _)] = many_metrics_rows([(started.attempt, started.backend)])
+    return rewards_of(rows)
 
 
 def _record_path(output_dir: str, name: str) -> Path:
@@ -341,7 +361,13 @@ def show_summary(record: Any, output_dir: str) -> None:
     from rich.console import Console
 
     from vft.cli.runs_cmd import sweep_table
+    from vft.core.sweeps.record import read_launches
 
-    Console().print(sweep_table(record, output_dir, live=False))
+    try:
+        launches = [r.launch for r in read_launches(record.name, output_dir)]
+    except UserError:  # the table still shows this launch
+        launches = [record.launch]
+    Console().print(sweep_table(record, output_dir, live=False, launches=launches))
     where = "" if output_dir == "outputs" else f" --output-dir {output_dir}"
-    note(f"sweep {record.name} {record.status}; compare: vft runs --sweep {record.name}{where}")
+    ref = record.name if record.launch == max(launches) else record.ref
+    note(f"sweep {record.name} {record.status}; compare: vft runs --sweep {ref}{where}")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from vft.core.errors import UserError
 from vft.core.runs import FINISHED, Attempt, RunStatus
 from vft.core.sweeps.record import SweepRecord
-from vft.core.sweeps.rewards import reward_cell, rewards
+from vft.core.sweeps.rewards import Rewards, reward_cell, rewards
 
 if TYPE_CHECKING:
     from vft.core.plugins.backend import Backend
@@ -64,11 +64,15 @@ class SweepRun:
         stop_requested: Callable[[], bool],
         say: Callable[[str], None],
         poll_s: float = 1.0,
+        reward_of: Callable[[Started], Rewards] | None = None,
     ) -> None:
         self.record, self.output_dir, self.start = record, output_dir, start
         self.max_parallel, self.gpus = max(1, max_parallel), dict(gpus)
         self.free = None if devices is None else list(devices)  # None: no local GPU slices
         self.stop_requested, self.say, self.poll_s = stop_requested, say, poll_s
+        # a finished point's reward: read in its folder here, unless the caller reads it
+        # through the point's backend (a remote folder)
+        self.reward_of = reward_of or (lambda started: rewards(started.attempt.path))
         self.running: dict[str, _Running] = {}
         self.pending = [p.name for p in record.points]
 
@@ -159,7 +163,11 @@ class SweepRun:
         self.record.write(self.output_dir)
         self.say(f"{self._tag(name)} restarted as attempt-{attempt.number}")
 
-    def _finish(self, name: str, run: _Running, state: Mapping[str, Any]) -> None:
+    def _finish(
+        self, name: str, run: _Running, state: Mapping[str, Any], *, reward: bool = True
+    ) -> None:
+        """The point's end in the record, and a line; `reward`: with its rewards (not while
+        the sweep stops: a remote point's are a fetch each, and the summary shows them)."""
         point = self.record.point(name)
         point.status = str(state.get("status", "unknown"))
         code = state.get("exit_code")
@@ -168,12 +176,12 @@ class SweepRun:
         if isinstance(failed, dict) and failed.get("reason"):
             point.note = f"{failed.get('process')}: {failed.get('reason')}"
         self.record.write(self.output_dir)
-        got = rewards(run.started.attempt.path)
-        reward = ""
-        if got.final is not None:
-            reward = f"; reward {reward_cell(got.final)} (best {reward_cell(got.best)})"
+        got = self.reward_of(run.started) if reward else None
+        shown = ""
+        if got is not None and got.final is not None:
+            shown = f"; reward {reward_cell(got.final)} (best {reward_cell(got.best)})"
         took = time.time() - run.since
-        self.say(f"{self._tag(name)} {point.status} in {took:.0f} s{reward}")
+        self.say(f"{self._tag(name)} {point.status} in {took:.0f} s{shown}")
 
     def _status(self, started: Started) -> dict[str, Any]:
         try:
@@ -201,7 +209,7 @@ class SweepRun:
             state = self._status(run.started)
             if error is not None:
                 state = {**state, "failed": {"process": "vft stop", "reason": str(error)}}
-            self._finish(name, run, state)
+            self._finish(name, run, state, reward=False)
         self.running.clear()
 
     def _tag(self, name: str) -> str:
