@@ -228,14 +228,18 @@ def last_attempt(attempt: Attempt) -> Attempt:
 
 def restart_note(record: Mapping[str, Any]) -> str | None:
     """One line for `vft status` / `vft runs` about an attempt's restarts, from its
-    run.json: why it was started, or which attempt took over from it; None otherwise."""
+    run.json: why it was started, or which attempt took over from it; None otherwise.
+    A restart made elsewhere (Modal's retries make it on the volume) names where it runs
+    (`where`)."""
     parts = []
     restart = record.get("restart")
     if isinstance(restart, Mapping):
         checkpoint = restart.get("checkpoint")
         start = f"from {Path(checkpoint).name}" if checkpoint else "from the start"
+        where = restart.get("where")
         parts.append(
-            f"restart {restart.get('number')} of {restart.get('allowed')} "
+            (f"now {where}: " if isinstance(where, str) and where else "")
+            + f"restart {restart.get('number')} of {restart.get('allowed')} "
             f"(after attempt-{restart.get('previous_attempt')}: {restart.get('reason')}), {start}"
         )
     if isinstance(record.get("restarted_as"), int):

@@ -1,37 +1,24 @@
 """How vft reads what Modal answers: a call's outcome, the volume's listing, its files.
 
-Modal's servers are the boundary: the stand-ins here are a FunctionCall whose `get`
-returns or raises what Modal's client returns or raises (the real exception classes),
-and a Volume whose `listdir`/`read_file` return Modal's own `FileEntry` objects and byte
-chunks. Everything vft does with those answers runs for real.
+Modal's servers are the boundary: the stand-ins (tests/backends/modal/fakes.py) are a
+FunctionCall whose `get` returns or raises what Modal's client returns or raises (the
+real exception classes), and a Volume whose `listdir`/`read_file` return Modal's own
+`FileEntry` objects and byte chunks. Everything vft does with those answers runs for real.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from modal.exception import FunctionTimeoutError, NotFoundError, OutputExpiredError
-from modal.volume import FileEntry, FileEntryType
+from modal.exception import FunctionTimeoutError, OutputExpiredError
 
+from tests.backends.modal.fakes import Call, Volume
 from vft.backends.modal import outputs, remote
 from vft.backends.modal.container import RunFailed
 from vft.backends.modal.launch import free_run_dir
 from vft.core.errors import UserError
 from vft.core.runs.folders import Attempt
-
-
-class Call:
-    def __init__(self, outcome: object) -> None:
-        self.outcome = outcome
-        self.timeouts: list[float | None] = []
-
-    def get(self, timeout: float | None = None) -> object:
-        self.timeouts.append(timeout)
-        if isinstance(self.outcome, BaseException):
-            raise self.outcome
-        return self.outcome
 
 
 @pytest.mark.parametrize(
@@ -67,37 +54,6 @@ def test_wait_polls_until_the_call_ends() -> None:
     call = Slow(None)
     assert remote.wait(call) == ("succeeded", 0, None)
     assert call.timeouts == [60.0, 60.0, 60.0]
-
-
-def entry(path: str, size: int = 0, kind: FileEntryType = FileEntryType.FILE) -> FileEntry:
-    return FileEntry(path=path, type=kind, mtime=0, size=size)
-
-
-class Volume:
-    def __init__(self, files: dict[str, bytes], dirs: tuple[str, ...] = ()) -> None:
-        self.files = files
-        self.dirs = dirs
-
-    def listdir(self, path: str, *, recursive: bool = False) -> list[FileEntry]:
-        path = path.strip("/")
-        found = [entry(p, len(b)) for p, b in self.files.items() if p.startswith(path + "/")]
-        found += [entry(d, kind=FileEntryType.DIRECTORY) for d in self.dirs if d.startswith(path)]
-        if not found:
-            raise NotFoundError(f"no such path {path}")
-        if not recursive:
-            depth = path.count("/") + 1
-            found = [
-                entry("/".join(e.path.split("/")[: depth + 1]), kind=FileEntryType.DIRECTORY)
-                for e in found
-            ]
-        return found
-
-    def read_file(self, path: str) -> Iterator[bytes]:
-        if path not in self.files:
-            raise FileNotFoundError(path)
-        data = self.files[path]
-        for i in range(0, len(data), 3):
-            yield data[i : i + 3]
 
 
 def test_a_new_attempt_never_writes_into_one_on_the_volume() -> None:
@@ -201,3 +157,37 @@ def test_a_run_that_stopped_at_its_budget_says_so_not_succeeded(
     other.update(**{**attempt.record(), "status": "running", "attempt": 3})
     other.update(stop_reason=None, budget=None)
     assert remote.status(other)["status"] == "succeeded"
+
+
+def test_following_a_log_moves_to_the_attempt_a_restart_made() -> None:
+    """A restart by Modal's retries is a new attempt folder on the volume (the stand-in
+    Volume holds both): the old log is read to its end, then the new one is followed."""
+    record = {"volume": "vft-outputs", "run_dir": "exp/attempt-1"}
+    old, new = "exp/attempt-1/logs/trainer.log", "exp/attempt-2/logs/trainer.log"
+    vol = Volume({old: b"step 1\nstep 2\nkill"})
+    where = ["exp/attempt-1"]
+    looks: list[int] = []
+
+    def ended() -> bool:
+        looks.append(1)
+        if len(looks) == 1:  # the container died; its last commit, then the restart's
+            vol.files[old] += b"ed\n"
+            vol.files[new] = b"resuming from checkpoint-2\n"
+            where[0] = "exp/attempt-2"
+        else:
+            vol.files[new] += b"step 3\n"
+        return len(looks) == 2
+
+    lines = list(
+        remote.read_log(
+            vol, record, "trainer", follow=True, ended=ended, poll_s=0, current_dir=lambda: where[0]
+        )
+    )
+    assert lines == [
+        "step 1",
+        "step 2",
+        "killed",
+        "vft: restarted as exp/attempt-2 on volume vft-outputs; its trainer log:",
+        "resuming from checkpoint-2",
+        "step 3",
+    ]

@@ -85,10 +85,11 @@ def launch(plan: Plan, attempt: Attempt, *, detach: bool, spec: FunctionSpec | N
             failed={"process": None, "reason": reason},
         )
         raise
-    fields: dict[str, Any] = {"status": state, "exit_code": code, "ended_at": time.time()}
-    if reason:
-        fields["failed"] = {"process": None, "reason": reason, "exit_code": code}
-    attempt.update(**fields)
+    try:  # the container's own record of its end, and the attempt a restart made
+        now = remote.current(volume, record)
+    except Exception:  # the volume unreachable now: the call's own result stands
+        now = remote.Current(record["run_dir"], None)
+    remote.finish(attempt, (state, code, reason), now)
     return 0 if state == "succeeded" else (code or 1)
 
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from vft.backends.modal.remote import modal_errors, modal_record
+from vft.backends.modal.remote import current_run_dir, modal_errors, modal_record
 from vft.core.errors import UserError
 from vft.core.runs.folders import Attempt
 
@@ -38,21 +38,26 @@ def list_files(volume: Any, run_dir: str) -> list[tuple[str, int]]:
 
 
 def list_outputs(attempt: Attempt) -> list[tuple[str, int]]:
-    record = modal_record(attempt)
-    with modal_errors():
-        return list_files(_volume(record), record["run_dir"])
-
-
-def get_outputs(attempt: Attempt, dest: Path, *, prefix: str = "") -> list[Path]:
-    """Download the run's files under `prefix` into `dest`, keeping their relative paths."""
+    """The files of the launch's current attempt on the volume (after a restart by Modal's
+    retries, the newest one: its checkpoints are the run's latest)."""
     record = modal_record(attempt)
     with modal_errors():
         volume = _volume(record)
-        files = [(p, s) for p, s in list_files(volume, record["run_dir"]) if p.startswith(prefix)]
+        return list_files(volume, current_run_dir(volume, record))
+
+
+def get_outputs(attempt: Attempt, dest: Path, *, prefix: str = "") -> list[Path]:
+    """Download the current attempt's files under `prefix` into `dest`, keeping their
+    relative paths."""
+    record = modal_record(attempt)
+    with modal_errors():
+        volume = _volume(record)
+        run_dir = current_run_dir(volume, record)
+        files = [(p, s) for p, s in list_files(volume, run_dir) if p.startswith(prefix)]
         if not files:
-            where = f"{record['volume']}:/{record['run_dir']}/{prefix}"
+            where = f"{record['volume']}:/{run_dir}/{prefix}"
             raise UserError(f"no files under {where} (outputs are committed at checkpoints)")
-        return download(volume, record["run_dir"], files, dest)
+        return download(volume, run_dir, files, dest)
 
 
 def download(volume: Any, run_dir: str, files: list[tuple[str, int]], dest: Path) -> list[Path]:

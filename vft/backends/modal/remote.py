@@ -1,19 +1,26 @@
 """A recorded Modal run, seen through Modal's Python API: its status, logs, and stop.
 
-Every function reads the `modal` entry that `launch` wrote into the local run.json
-(app id, function call id, volume, run folder on the volume) and nothing else.
+Every function starts from the `modal` entry that `launch` wrote into the local run.json
+(app id, function call id, volume, run folder on the volume). A restart by Modal's
+retries runs as a new attempt folder on the volume, whose run.json names the launch it
+belongs to (`retry.same_launch`): `current` finds this launch's newest one, and status,
+logs and outputs read that; a finished call's record takes the container's own account
+of its end (a failure's process and one-line reason) from there.
 """
 
 from __future__ import annotations
 
+import json
+import posixpath
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 from vft.backends.modal.preflight import LOGIN_HINT
 from vft.core.errors import PreflightError, UserError
-from vft.core.runs.folders import FINISHED, Attempt, RunStatus
+from vft.core.runs.folders import ATTEMPT, FINISHED, Attempt, RunStatus
 
 LOG_POLL_S = 5.0
 
@@ -44,7 +51,9 @@ def modal_errors() -> Iterator[None]:
 
 
 def status(attempt: Attempt) -> dict[str, Any]:
-    """run.json, brought up to date from Modal while the run is not finished."""
+    """run.json, brought up to date from Modal while the run is not finished: the call's
+    outcome, and which attempt of this launch is current on the volume (a restart by
+    Modal's retries is a new attempt folder there)."""
     record = attempt.record()
     call_id = (record.get("modal") or {}).get("function_call_id")
     if record.get("status") in FINISHED or not call_id:
@@ -53,53 +62,117 @@ def status(attempt: Attempt) -> dict[str, Any]:
 
     with modal_errors():
         found = call_result(modal.FunctionCall.from_id(call_id))
+        volume = modal.Volume.from_name(record["modal"]["volume"])
+        now = current(volume, record["modal"])
         if found is None:
             info = modal.App.lookup(record["modal"]["app_id"]).info(refresh=True)
             state = info.lifecycle.state.value
             if state in ("stopped", "stopping"):
                 found = ("stopped", None, f"the Modal app is {state}")
             else:
-                return {**record, "status": "running", "app_state": state, **_node0(record)}
+                moved = where_fields(record["modal"], now)
+                if moved and moved["modal"] != record["modal"]:
+                    record = attempt.update(**moved)
+                return {
+                    **record,
+                    "status": "running",
+                    "app_state": state,
+                    **_node0(volume, now.run_dir),
+                }
+    return finish(attempt, found, now)
+
+
+@dataclass(frozen=True)
+class Current:
+    """The attempt of a launch that runs (or ran last) on the volume: its folder, and its
+    run.json as last committed (None: not committed yet, or unreadable)."""
+
+    run_dir: str
+    record: dict[str, Any] | None
+
+
+def current(volume: Any, modal: Mapping[str, Any]) -> Current:
+    """The newest attempt this launch made on the volume: the launched folder, or the
+    newest later `attempt-N` beside it whose run.json names this launch (a restart by
+    Modal's retries); a later launch of the same name never counts."""
+    from modal.exception import NotFoundError
+
+    from vft.backends.modal.retry import same_launch
+
+    first = modal["run_dir"]
+    parent, leaf = posixpath.split(first)
+    launched = ATTEMPT.match(leaf)
+    entries: list[Any] = []
+    with suppress(NotFoundError, FileNotFoundError):  # nothing committed there yet
+        entries = volume.listdir(parent) if launched else []
+    numbers = {int(m.group(1)) for e in entries if (m := ATTEMPT.match(posixpath.basename(e.path)))}
+    start = int(launched.group(1)) if launched else None
+    for number in sorted(numbers, reverse=True):
+        if start is None or number <= start:
+            break
+        run_dir = f"{parent}/attempt-{number}"
+        data = volume_json(volume, f"{run_dir}/run.json")
+        if data is not None and same_launch(data, first, modal.get("function_call_id")):
+            return Current(run_dir, data)
+    return Current(first, volume_json(volume, f"{first}/run.json"))
+
+
+def volume_json(volume: Any, path: str) -> dict[str, Any] | None:
+    """A JSON object file on the volume; None when it is not there (yet) or not an object."""
+    try:
+        data = json.loads(b"".join(volume.read_file(path)))
+    except Exception:  # not committed, or unreadable: the caller does without it
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def where_fields(modal: Mapping[str, Any], now: Current) -> dict[str, Any]:
+    """The local run.json's fields for a launch whose current attempt on the volume is a
+    restart: the folder (`modal.current_run_dir`) and why (`restart`, with `where`)."""
+    if now.run_dir == modal["run_dir"]:
+        return {}
+    fields: dict[str, Any] = {"modal": {**modal, "current_run_dir": now.run_dir}}
+    restart = (now.record or {}).get("restart")
+    if isinstance(restart, dict):
+        fields["restart"] = {**restart, "where": f"{modal['volume']}:/{now.run_dir}"}
+    return fields
+
+
+def current_run_dir(volume: Any, modal: Mapping[str, Any]) -> str:
+    """The folder on the volume that `vft logs` and `vft outputs` read: the current one."""
+    return current(volume, modal).run_dir
+
+
+def finish(
+    attempt: Attempt, found: tuple[str, int | None, str | None], now: Current
+) -> dict[str, Any]:
+    """Record a finished call in the local run.json: its status and exit code, the
+    current attempt on the volume, and what the container recorded there of its end (a
+    failure's process and one-line reason; a stop at the budget)."""
     state, code, reason = found
+    record = attempt.record()
     fields: dict[str, Any] = {"status": state, "exit_code": code, "ended_at": time.time()}
-    if reason:
-        fields["failed"] = {"process": None, "reason": reason, "exit_code": code}
-    if code == 0:  # a run that stopped itself at its budget also ends with 0
-        fields |= budget_stop(record)
+    fields |= where_fields(record["modal"], now)
+    ended = now.record or {}
+    failed = ended.get("failed")
+    if state == RunStatus.FAILED and isinstance(failed, dict) and failed.get("reason"):
+        fields["failed"] = {
+            "process": failed.get("process"),
+            "reason": str(failed["reason"]).strip().splitlines()[0],
+            "exit_code": failed.get("exit_code", code),
+        }
+    elif reason or state == RunStatus.FAILED:
+        why = reason or f"the container ended with exit code {code} (its record was not readable)"
+        fields["failed"] = {"process": None, "reason": why, "exit_code": code}
+    if code == 0 and ended.get("stop_reason") == "budget":  # a budget stop also ends with 0
+        fields |= {k: ended[k] for k in ("status", "stop_reason", "budget") if k in ended}
     return attempt.update(**fields)
 
 
-def budget_stop(record: dict[str, Any]) -> dict[str, Any]:
-    """The status, stop_reason and budget of a run that stopped at its budget, from the
-    run.json the container wrote on the volume; {} for any other run (or unreadable)."""
-    import json
-
-    import modal
-
-    path = f"{record['modal']['run_dir']}/run.json"
-    try:
-        data = json.loads(
-            b"".join(modal.Volume.from_name(record["modal"]["volume"]).read_file(path))
-        )
-    except Exception:  # not committed, or unreadable: the call's own result stands
-        return {}
-    if data.get("stop_reason") != "budget":
-        return {}
-    return {k: data[k] for k in ("status", "stop_reason", "budget") if k in data}
-
-
-def _node0(record: dict[str, Any]) -> dict[str, Any]:
+def _node0(volume: Any, run_dir: str) -> dict[str, Any]:
     """Node 0's process table as last committed to the volume (best effort: may lag)."""
-    import json
-
-    import modal
-
-    path = f"{record['modal']['run_dir']}/nodes/node-0.json"
-    try:
-        data = b"".join(modal.Volume.from_name(record["modal"]["volume"]).read_file(path))
-        return {"processes": json.loads(data).get("processes", {})}
-    except Exception:  # not committed yet, or unreadable: the status line does without it
-        return {}
+    data = volume_json(volume, f"{run_dir}/nodes/node-0.json")
+    return {"processes": data.get("processes", {})} if data else {}
 
 
 def call_result(call: Any, timeout: float = 0.0) -> tuple[str, int | None, str | None] | None:
@@ -150,14 +223,21 @@ def logs(attempt: Attempt, *, follow: bool, process: str | None) -> Iterator[str
 
 
 def volume_log(record: dict[str, Any], process: str, *, follow: bool) -> Iterator[str]:
-    """`logs/<process>.log` as last committed to the volume (every few minutes, and at the end)."""
+    """`logs/<process>.log` of the launch's current attempt, as last committed to the
+    volume (every few minutes, and at the end)."""
     import modal
 
     volume = modal.Volume.from_name(record["volume"])
     call = modal.FunctionCall.from_id(record["function_call_id"])
     with modal_errors():
+        launched = dict(record)
         yield from read_log(
-            volume, record, process, follow=follow, ended=lambda: call_result(call) is not None
+            volume,
+            {**record, "run_dir": current_run_dir(volume, launched)},
+            process,
+            follow=follow,
+            ended=lambda: call_result(call) is not None,
+            current_dir=lambda: current_run_dir(volume, launched),
         )
 
 
@@ -169,15 +249,20 @@ def read_log(
     follow: bool,
     ended: Callable[[], bool],
     poll_s: float = LOG_POLL_S,
+    current_dir: Callable[[], str] | None = None,
 ) -> Iterator[str]:
     """Whole lines of a log file on the volume; following, until the run has ended and its
-    last commit has been read."""
+    last commit has been read. `current_dir`: the launch's current attempt folder; when
+    a restart moves the run there, the old log is read to its end and the new one follows."""
     from vft.core.runs.folders import safe_name
 
-    path = f"{record['run_dir']}/logs/{safe_name(process)}.log"
+    run_dir = record["run_dir"]
     sent = 0
     last = False
     while True:
+        # where the run is, asked before reading: a restart's old log is already final
+        now = current_dir() if follow and current_dir is not None else run_dir
+        path = f"{run_dir}/logs/{safe_name(process)}.log"
         try:
             data = b"".join(volume.read_file(path))
         except FileNotFoundError:
@@ -188,10 +273,15 @@ def read_log(
                 ) from None
             data = b""
         new = data[sent:]
-        cut = len(new) if not follow or last else new.rfind(b"\n") + 1
+        whole = not follow or last or now != run_dir
+        cut = len(new) if whole else new.rfind(b"\n") + 1
         if cut:
             yield from new[:cut].decode(errors="replace").splitlines()
             sent += cut
+        if now != run_dir:
+            yield f"vft: restarted as {now} on volume {record['volume']}; its {process} log:"
+            run_dir, sent = now, 0
+            continue
         if not follow or last:
             return
         last = ended()  # one more read after the end: the final commit
