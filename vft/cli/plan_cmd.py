@@ -182,14 +182,36 @@ def _memory_cell(mem: Mapping[str, Any], role: Role) -> str:
 @click.argument("path", default="recipe.toml", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
 def init_command(path: str, force: bool) -> None:
-    """Write a commented starter recipe to PATH (default recipe.toml)."""
+    """Write a commented starter recipe to PATH (default recipe.toml).
+
+    The next steps it prints suit this machine: with too few NVIDIA GPUs for the starter's
+    `resources.gpus`, planning it for Modal, or the CPU smoke run (no network either way)."""
     dest = Path(path)
     if dest.exists() and not force:
         raise UserError(f"{path} exists; use --force to overwrite it")
+    import tomllib
+
+    from vft.backends.local import preflight
     from vft.core.resources import starter_recipe_text
 
-    dest.write_text(starter_recipe_text())
-    click.echo(f"wrote {path}; check it with: vft plan {path}")
+    starter = starter_recipe_text()
+    dest.write_text(starter)
+    wanted = str(tomllib.loads(starter)["resources"]["gpus"])  # "A100-80GB:2"
+    kind, _, count = wanted.partition(":")
+    gpus, source = (None, "") if kind == "cpu" else preflight.visible_gpus()
+    if kind == "cpu" or (gpus is not None and len(gpus) >= int(count or 1)):
+        click.echo(f"wrote {path}; check it with: vft plan {path}")
+        return
+    click.echo(
+        "\n".join(
+            (
+                f"wrote {path}, sized for {count or 1} x {kind}; this machine has "
+                f"{preflight.found_text(gpus, source)}. Next:",
+                f"  vft plan {path} -b modal   # the same recipe on Modal's GPUs",
+                "  vft run                         # the CPU smoke run: a tiny model, ~2 min",
+            )
+        )
+    )
 
 
 @click.command("schema")

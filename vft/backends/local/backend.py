@@ -42,10 +42,15 @@ class LocalBackend(Backend):
 
     # -- before launch ---------------------------------------------------------------------
     def describe(self, plan: Plan) -> list[tuple[str, str]]:
-        """The restarts row."""
+        """The restarts row, and a warning when this machine has too few GPUs for the plan
+        (the refusal itself stays with `check`, at run time)."""
         from vft.backends.restarts import plan_row
 
-        return [plan_row(plan.run.restarts, self.default_restarts)]
+        rows = [plan_row(plan.run.restarts, self.default_restarts)]
+        short = preflight.shortfall(plan)
+        if short is not None:
+            rows.append(("warning", short))
+        return rows
 
     def choose_ports(self, requested: Ports) -> Ports:
         """The requested ports, each one taken on this machine (bound, or reserved by a run

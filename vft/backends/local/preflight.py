@@ -2,11 +2,15 @@
 
 GPUs are read through NVML (pynvml when installed, else `nvidia-smi`), only those an
 existing CUDA_VISIBLE_DEVICES leaves visible; the plan's device ids index that list.
+`shortfall` is the cheap look `vft plan` and `vft init` take (one query, no process list,
+nothing run when there is no driver, never torch). Tests put a fake `nvidia-smi` first on
+PATH: that is the seam.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from vft.core.plan import Plan, Ports, Role
 
 NVIDIA_SMI_TIMEOUT_S = 15
+LOOK_TIMEOUT_S = 5  # `vft plan` and `vft init` only warn: a hung driver must not hang them
 BUSY_MIB = 512  # less than this on a GPU is a display or a driver, not a job
 LOCAL_PORT_KEYS = ("inference", "weight_sync", "rendezvous")  # dp_rpc, control: multi-node
 
@@ -33,32 +38,75 @@ class Gpu:
         return sum(mib for _, mib in self.processes) >= BUSY_MIB
 
 
-def query_gpus() -> tuple[list[Gpu] | None, str]:
-    """Every NVIDIA GPU of this machine, or None with the reason none can be seen."""
+def query_gpus(
+    *, processes: bool = True, timeout: float = NVIDIA_SMI_TIMEOUT_S
+) -> tuple[list[Gpu] | None, str]:
+    """Every NVIDIA GPU of this machine, or None with the reason none can be seen.
+    `processes=False` skips the list of what runs on them (one nvidia-smi call, not two)."""
     with contextlib.suppress(Exception):
-        return _query_nvml(), "NVML"
+        return _query_nvml(processes), "NVML"
     smi = shutil.which("nvidia-smi")
-    if smi is None:
+    if smi is None:  # no driver installed: nothing is run
         return None, "nvidia-smi not found on PATH"
     try:
         gpus = _run_smi(
             smi,
+            timeout,
             "--query-gpu=index,uuid,name,memory.total,memory.free",
             "--format=csv,noheader,nounits",
         )
-        apps = _run_smi(
-            smi, "--query-compute-apps=gpu_uuid,pid,used_memory", "--format=csv,noheader,nounits"
-        )
+        apps = ""
+        if processes:
+            apps = _run_smi(
+                smi,
+                timeout,
+                "--query-compute-apps=gpu_uuid,pid,used_memory",
+                "--format=csv,noheader,nounits",
+            )
     except (OSError, subprocess.SubprocessError) as exc:
         return None, f"nvidia-smi failed: {exc}"
     return parse_smi(gpus, apps), "nvidia-smi"
 
 
-def _run_smi(smi: str, *args: str) -> str:
-    out = subprocess.run(
-        [smi, *args], capture_output=True, text=True, timeout=NVIDIA_SMI_TIMEOUT_S, check=True
-    )
+def _run_smi(smi: str, timeout: float, *args: str) -> str:
+    out = subprocess.run([smi, *args], capture_output=True, text=True, timeout=timeout, check=True)
     return out.stdout
+
+
+def visible_gpus(timeout: float = LOOK_TIMEOUT_S) -> tuple[list[Gpu] | None, str]:
+    """The GPUs a process started here would see (CUDA_VISIBLE_DEVICES applied), without
+    their process lists; None with the reason when no NVIDIA GPU can be seen at all."""
+    gpus, source = query_gpus(processes=False, timeout=timeout)
+    if gpus is None:
+        return None, source
+    return visible(gpus, os.environ.get("CUDA_VISIBLE_DEVICES")), source
+
+
+def found_text(gpus: list[Gpu] | None, source: str) -> str:
+    """What this machine has, as the end of "this machine has ...": "no NVIDIA GPU (why)",
+    "none visible" or "1 visible (NVIDIA H200)"."""
+    if gpus is None:
+        return f"no NVIDIA GPU ({source})"
+    if not gpus:
+        return "no NVIDIA GPU visible (CUDA_VISIBLE_DEVICES hides them all)"
+    return f"{len(gpus)} visible ({', '.join(sorted({g.name for g in gpus}))})"
+
+
+def shortfall(plan: Plan) -> str | None:
+    """One line when this machine has fewer NVIDIA GPUs than a GPU plan's node needs, i.e.
+    when `vft run -b local` will refuse it; None for a CPU plan or enough GPUs. Said at
+    plan time, so the user learns it before writing more of the recipe."""
+    if plan.is_cpu:
+        return None
+    gpus, source = visible_gpus()
+    if gpus is not None and len(gpus) >= plan.gpus_per_node:
+        return None
+    return (
+        f"resources.gpus: the plan needs {plan.gpus_per_node} x {plan.gpu_type}, this machine "
+        f"has {found_text(gpus, source)}, so `vft run` here will refuse it; use "
+        '--backend modal, or resources.gpus = "cpu" with the smoke-sized model '
+        '(model.name = "vft-tiny")'
+    )
 
 
 def parse_smi(gpus_csv: str, apps_csv: str) -> list[Gpu]:
@@ -90,7 +138,7 @@ def _mib(text: str) -> int:
         return 0
 
 
-def _query_nvml() -> list[Gpu]:
+def _query_nvml(processes: bool = True) -> list[Gpu]:
     import pynvml  # optional: nvidia-ml-py
 
     pynvml.nvmlInit()
@@ -101,7 +149,7 @@ def _query_nvml() -> list[Gpu]:
             mem = pynvml.nvmlDeviceGetMemoryInfo(h)
             procs = tuple(
                 (p.pid, (p.usedGpuMemory or 0) >> 20)
-                for p in pynvml.nvmlDeviceGetComputeRunningProcesses(h)
+                for p in (pynvml.nvmlDeviceGetComputeRunningProcesses(h) if processes else ())
             )
             name = pynvml.nvmlDeviceGetName(h)
             uuid = pynvml.nvmlDeviceGetUUID(h)

@@ -37,6 +37,9 @@ BUILTIN_PLUGINS = (
 )
 # a name is a CLI argument and a TOML key (`[backend.<name>]`): keep it plain
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+#: backends of vft's own that ship as packages of their own: name -> (distribution, folder
+#: in a vft checkout), so that naming one that is not installed says how to install it
+OPTIONAL_BACKENDS = {"slurm": ("vft-slurm", "plugins/vft-slurm")}
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,11 @@ class Registry:
             broken = (
                 f" (plugins that failed to load: {'; '.join(self.errors)})" if self.errors else ""
             )
+            hint = did_you_mean(name, table)
+            if kind == "backend" and not hint:
+                hint = not_installed(name, table, self.errors)
             raise UserError(
-                f"{key}: unknown {kind} {name!r}{did_you_mean(name, table)}; "
+                f"{key}: unknown {kind} {name!r}{hint}; "
                 f"installed: {', '.join(sorted(table))}{broken}"
             )
         return table[name]
@@ -100,6 +106,29 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
         return f" (did you mean {folded[name.lower()]!r}?)"
     close = difflib.get_close_matches(name[:64].lower(), list(folded), n=2, cutoff=0.6)
     return f" (did you mean {' or '.join(repr(folded[c]) for c in close)}?)" if close else ""
+
+
+def not_installed(name: str, installed: Iterable[str], errors: Iterable[str] = ()) -> str:
+    """` ('slurm' is not installed: ...)` when `name` is, or nearly is, one of vft's optional
+    backends that is not installed here (one that failed to load is reported as such)."""
+    import difflib
+
+    failed = " ".join(errors)
+    pool = [
+        n
+        for n, (dist, _) in OPTIONAL_BACKENDS.items()
+        if n not in installed and f"{dist}:" not in failed
+    ]
+    wanted = name[:64].lower()
+    close = [wanted] if wanted in pool else difflib.get_close_matches(wanted, pool, n=1, cutoff=0.6)
+    if not close:
+        return ""
+    dist, folder = OPTIONAL_BACKENDS[close[0]]
+    said = "" if close[0] == wanted else f"did you mean {close[0]!r}? "
+    return (
+        f" ({said}{close[0]!r} is not installed: it is the {dist} package, "
+        f"`pip install ./{folder}` in a vft checkout)"
+    )
 
 
 def reset() -> None:

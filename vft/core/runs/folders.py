@@ -45,6 +45,7 @@ from vft.core.runs.records import (
 ATTEMPT = re.compile(r"^attempt-(\d+)$")
 NODE_FILE = re.compile(r"^node-(\d+)\.json$")
 STOP_REQUEST = "stop-request.json"
+LOCK_FILE = ".run.lock"  # exists only while a writer updates run.json
 #: written into a checkpoint folder last, once every trainer process has written its part
 CHECKPOINT_MARKER = "vft-checkpoint.json"
 
@@ -198,13 +199,33 @@ class Attempt:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """An exclusive flock on `.run.lock` around one read-modify-write of run.json,
+        the file removed again before the lock is let go, so no attempt keeps one.
+
+        Removing it is safe because a taker, once it holds the lock, checks that the file
+        it locked is still the one at the path, and starts over if not: a waiter that
+        opened the file before the holder removed it would otherwise own a lock on a
+        deleted file while a newcomer locks a fresh one, and both would write.
+        """
         self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / ".run.lock", os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            with contextlib.suppress(OSError):  # a filesystem without locks: best effort
+        lock = self.path / LOCK_FILE
+        while True:
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:  # a filesystem without locks: best effort, the file stays
+                held = False
+                break
+            if _is_file_at(fd, lock):
+                held = True
+                break
+            os.close(fd)  # removed (or replaced) while this one waited: take the new one
+        try:
             yield
         finally:
+            if held:
+                with contextlib.suppress(OSError):
+                    lock.unlink()
             os.close(fd)
 
     def write_plan(self, plan: Plan) -> None:
@@ -271,6 +292,16 @@ class RunFolder:
                 return Attempt(self.path / f"attempt-{n}")
             except FileExistsError:
                 n += 1
+
+
+def _is_file_at(fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is the file now at `path`."""
+    try:
+        there = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
 
 
 def safe_name(name: str) -> str:
