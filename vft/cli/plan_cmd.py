@@ -79,9 +79,11 @@ def plan_lines(plan: Plan, extra_rows: list[tuple[str, str]], columns: int) -> l
         out += text.wrap(memory, columns, indent="  ")
     from vft.core.planning.budget import budget_rows
 
+    # a backend's "warning" rows (local: too few GPUs here) go with the plan's warnings
+    backend_warnings = [value for label, value in extra_rows if label == "warning"]
     rows_left = [
         *budget_rows(plan),
-        *extra_rows,
+        *((label, value) for label, value in extra_rows if label != "warning"),
     ]
     out += text.wrap(hide(cost_line(plan)), columns, indent="  ")
     for label, value in rows_left:
@@ -97,7 +99,7 @@ def plan_lines(plan: Plan, extra_rows: list[tuple[str, str]], columns: int) -> l
         out.append(f"setup (node {step.node}):")
         out += text.command([hide(a) for a in step.argv], columns)
     shown_as_row = any(label == "budget" for label, _ in rows_left)
-    for w in plan.warnings:
+    for w in [*plan.warnings, *backend_warnings]:
         if shown_as_row and w.startswith("budget:"):  # the budget row says it already
             continue
         out += text.wrap(hide(w), columns, indent="  ", first="warning: ")
