@@ -3,6 +3,8 @@ click's own four-line usage block (Usage, Try, blank, Error) is not what vft pri
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from vft.testing import run_vft
@@ -38,6 +40,25 @@ def test_an_example_named_outside_the_checkout_points_at_the_shipped_copy(tmp_pa
     assert out.returncode == 2
     line = out.stderr.strip()
     assert line.startswith("vft: error: recipe file 'examples/recipes/gsm8k.toml' does not exist")
-    shipped = line.split("vft ships the example 'gsm8k': ", 1)[1].rstrip(")")
+    assert "name it alone ('gsm8k') to use vft's copy, " in line
+    shipped = line.split("to use vft's copy, ", 1)[1].rstrip(")")
     assert run_vft("plan", shipped, "--json", cwd=tmp_path).returncode == 0
     assert "vft ships" not in run_vft("plan", "nope.toml", cwd=tmp_path).stderr
+
+
+def test_an_examples_bare_name_is_vfts_copy_run_from_here(tmp_path) -> None:
+    """`vft plan gsm8k` from any folder plans vft's example; its processes (and the
+    outputs of a run) start in the current folder, as the smoke run without a RECIPE does.
+    A file of that name here wins."""
+    out = run_vft("plan", "gsm8k", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    assert plan["name"] == "gsm8k-qwen3-0.6b" and plan["run"]["workdir"] == str(tmp_path)
+    assert json.loads(run_vft("plan", "smoke.toml", "--json", cwd=tmp_path).stdout)["name"]
+    (tmp_path / "gsm8k").write_text(
+        'name = "mine"\n[model]\nname = "Qwen/Qwen3-0.6B"\n'
+        '[environment]\nid = "gsm8k"\n[resources]\ngpus = "A100-80GB:2"\n'
+    )
+    mine = run_vft("plan", "gsm8k", "--json", cwd=tmp_path)
+    assert mine.returncode == 0, mine.stderr
+    assert json.loads(mine.stdout)["name"] == "mine"

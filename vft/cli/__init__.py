@@ -72,9 +72,12 @@ def cli() -> None:
     """vft: one declarative recipe in, a GRPO training run out.
 
     \b
-      vft plan examples/recipes/gsm8k.toml --backend modal   what would run, where, at what cost
-      vft run  examples/recipes/smoke.toml                   a real GRPO run on this machine's CPU
-      vft logs smoke -f                                      follow a run's logs
+      vft plan gsm8k --backend modal   what would run, where, at what cost
+      vft run                          a real GRPO run on the CPU (smoke recipe)
+      vft logs smoke -f                follow a run's logs
+
+    RECIPE is a TOML file; the name of one of vft's examples (gsm8k, smoke, wordle-1.7b,
+    ...) alone is vft's copy of it, run from the current folder.
     """
 
 

@@ -12,6 +12,18 @@ import click
 #: args `vft envs` describes a built-in with, so that listing never downloads a dataset
 LISTING_ARGS: dict[str, dict[str, Any]] = {"gsm8k": {"dataset": "fixture"}}
 DESCRIBE_TIMEOUT_S = 180.0
+NO_VERIFIERS = (
+    "verifiers is not installed here: environments are listed without their API "
+    "(fix: pip install 'vft[train]')"
+)
+
+
+def verifiers_installed() -> bool:
+    """Whether the describe subprocess can load an environment, read from the cached index
+    of installed packages (no import, nothing spawned)."""
+    from vft.core.installed import installed
+
+    return installed().version("verifiers") is not None
 
 
 def describe_all(ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -78,7 +90,10 @@ def envs_command(as_json: bool, show_all: bool, describe: bool) -> None:
         known = {e.id for e in envs}
         envs += [e for e in project.values() if e.id not in known]
     loadable = [e.id for e in envs if e.source in ("builtin", "installed")]
-    facts = describe_all(loadable) if describe else {}
+    no_verifiers = describe and bool(loadable) and not verifiers_installed()
+    if no_verifiers:
+        click.echo(NO_VERIFIERS, err=True)
+    facts = describe_all(loadable) if describe and not no_verifiers else {}
     if as_json:
         out = []
         for e in envs:

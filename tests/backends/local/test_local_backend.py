@@ -188,3 +188,25 @@ def test_detached_record_names_the_supervisor(proc, make_plan, new_attempt):
     record = json.loads((attempt.path / "run.json").read_text())
     assert record["detached"] is True and record["supervisor_pid"] != os.getpid()
     assert record["exit_code"] == 0 and record["backend"] == "local"
+
+
+def test_a_program_this_machine_lacks_is_refused_before_a_run_folder_exists(
+    proc, make_plan, tmp_path
+):
+    """As a planning-only install (no `accelerate`) would be: one line naming the command
+    and where to look, instead of exit 127 from the supervisor after the folder exists."""
+    from dataclasses import replace
+
+    from vft.core.errors import PreflightError
+
+    present = proc("trainer", "trainer.py")
+    absent = replace(present, name="server", argv=("vft-no-such-program-4f2a", "serve"))
+    plan = make_plan(present, absent)
+    with pytest.raises(PreflightError) as err:
+        LocalBackend().check(plan)
+    line = err.value.line()
+    assert "\n" not in line
+    assert "server: command 'vft-no-such-program-4f2a' not found" in line
+    assert "(looked beside python and on PATH)" in line and "vft doctor" in line
+    assert "trainer: command" not in line  # the one found is fine
+    assert LocalBackend().check(plan, force=True)  # --force goes on, saying why

@@ -77,6 +77,7 @@ class LocalBackend(Backend):
         for key, port in plan.bound_ports(0).items():
             if not preflight.port_free(port):
                 problems.append(f"port {port} ({key}) is already in use on this machine")
+        problems += _missing_programs(plan)
         if problems and not force:
             raise PreflightError(
                 "; ".join(problems),
@@ -216,3 +217,24 @@ def _leftovers(nodes: dict[int, dict[str, Any]]) -> bool:
         if trees.alive():
             return True
     return False
+
+
+def _missing_programs(plan: Plan) -> list[str]:
+    """The plan's programs this machine does not have (`accelerate` without vft's train
+    extra, `vllm` without an inference stack), found as the supervisor will look them up:
+    refused before a run folder exists rather than as exit 127 after it."""
+    from vft.core.node.procs import resolve_program
+
+    missing = []
+    for proc in plan.processes_on(0):
+        if not proc.argv:
+            continue
+        env = {**os.environ, **proc.env}
+        if resolve_program(proc.argv[0], env, plan.run.workdir or None) is None:
+            where = "" if os.sep in proc.argv[0] else " (looked beside python and on PATH)"
+            missing.append(
+                f"{proc.name}: command {proc.argv[0]!r} not found{where}; "
+                "`vft doctor` says which stack is missing and how to install it"
+            )
+    return missing
+

@@ -286,8 +286,15 @@ def load_recipe(
     folders (`run.output_dir`) and a resume checkpoint are made absolute here; the paths
     the run's machines need (environment.install, trainer.script, ...) stay as written
     and are resolved against `Recipe.base_dir` where they are used.
+
+    A bare name that is no file here but names one of vft's example recipes (`gsm8k`,
+    `smoke.toml`) is that example, run from the current folder as the smoke run without a
+    RECIPE is: its relative paths and its processes start here.
     """
     p = Path(path)
+    example = _example(p)
+    if example is not None:
+        p, base_dir = example, base_dir or Path.cwd()
     data = _parse_toml(_read_recipe(p), str(p))
     recipe = recipe_from_dict(apply_overrides(data, overrides))
     base = (base_dir or p.parent).resolve()
@@ -305,6 +312,17 @@ def load_recipe(
     return recipe
 
 
+def _example(p: Path) -> Path | None:
+    """vft's copy of the example recipe a bare name (no folder) means, when no such file
+    is here."""
+    if p.parent != Path(".") or p.exists():
+        return None
+    from vft.core import resources
+
+    name = p.name.removesuffix(".toml")
+    return resources.recipe_file(name) if name in resources.recipe_names() else None
+
+
 def _shipped(p: Path) -> str | None:
     """Where vft's own copy of an example recipe is, for `examples/recipes/gsm8k.toml` (or
     `gsm8k`) named outside a checkout: the examples ship inside the package."""
@@ -313,7 +331,10 @@ def _shipped(p: Path) -> str | None:
     name = p.name.removesuffix(".toml")
     if name not in resources.recipe_names():
         return None
-    return f"vft ships the example {name!r}: {resources.recipe_file(name)}"
+    return (
+        f"vft ships the example {name!r}: name it alone ({name!r}) to use vft's copy, "
+        f"{resources.recipe_file(name)}"
+    )
 
 
 def _read_recipe(p: Path) -> str:
