@@ -9,6 +9,7 @@ checkout (PYTHONPATH, as an editable install does) or as a copy outside it, like
 from __future__ import annotations
 
 import importlib.metadata as md
+import json
 import os
 import shutil
 import subprocess
@@ -83,6 +84,7 @@ def _wheel_like(tmp: Path) -> Path:
 def _stacks(out: str) -> dict[str, list[str]]:
     """Doctor's text: each stack's head line and its problem lines."""
     stacks: dict[str, list[str]] = {}
+    last = ""
     for line in out.splitlines():
         if line.startswith("  - "):
             stacks[last].append(line[4:])
@@ -103,9 +105,7 @@ def test_the_site_lacks_the_stacks_but_has_the_planning_packages(site, tmp_path)
 
 
 @pytest.mark.skipif(not (ROOT / "vft.egg-info").is_dir(), reason="needs vft's metadata")
-def test_doctor_from_a_wheel_names_what_is_missing_and_the_fix_that_works_there(
-    site, tmp_path
-):
+def test_doctor_from_a_wheel_names_what_is_missing_and_the_fix_that_works_there(site, tmp_path):
     done = _vft(site, tmp_path, "doctor", path=[_wheel_like(tmp_path)])
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     stacks = _stacks(done.stdout)
@@ -127,8 +127,6 @@ def test_doctor_from_a_wheel_names_what_is_missing_and_the_fix_that_works_there(
 def test_doctor_from_a_checkout_gives_the_editable_fix_in_its_root(site, tmp_path):
     done = _vft(site, tmp_path, "doctor", "--json", path=[ROOT])
     assert done.returncode == 1, done.stderr
-    import json
-
     report = json.loads(done.stdout)
     assert (report["ok"], report["install"]) == (False, "checkout")
     training = report["stacks"]["training"]["problems"]
@@ -146,3 +144,18 @@ def test_envs_without_verifiers_says_so_once_and_lists_without_errors(site, tmp_
     assert len(rows) >= 6 and all("error" not in row for row in rows), done.stdout
     cells = [c.strip() for c in rows[0].split("│")]
     assert cells[4:8] == ["-", "-", "-", "-"]  # api, turns, tools, eval split
+
+
+def test_a_single_shim_fix_names_the_checkout_or_a_clone(tmp_path, monkeypatch):
+    from vft.cli.doctor_cmd import _situated
+    from vft.train.cpu_stack import SHIM_DIR
+
+    line = f"torchvision 0.1 is a CUDA build (fix: pip install {SHIM_DIR}/torchvision)"
+    monkeypatch.chdir(tmp_path)
+    assert _situated([line], ROOT) == [
+        f"torchvision 0.1 is a CUDA build (fix: pip install {ROOT}/packaging/cpu-shims/torchvision)"
+    ]
+    assert _situated([line], None) == [
+        "torchvision 0.1 is a CUDA build "
+        "(fix: pip install <a clone of vft>/packaging/cpu-shims/torchvision)"
+    ]

@@ -46,6 +46,7 @@ def quiet_console(done: subprocess.CompletedProcess, trainer_log: Path, steps: i
     assert len(console) <= steps + 16, done.stdout
     assert all(line.startswith(("vft.train: ", "(its other output")) for line in trainer)
     assert any(line.startswith("vft.train: ready to train after") for line in trainer)
+    assert any(line.startswith("vft.train: mean reward over steps 1-") for line in trainer)
     log = trainer_log.read_text()
     for noise in NOISE:
         assert noise not in done.stdout + done.stderr and noise in log

@@ -84,13 +84,20 @@ def _in(root: Path | None, command: str) -> str:
 
 def _situated(lines: list[str], root: Path | None) -> list[str]:
     """cpu_stack's lines with fixes that work in this install: a checkout or a wheel."""
-    from vft.train.cpu_stack import INSTALL_CPU
+    from vft.train.cpu_stack import INSTALL_CPU, SHIM_DIR
 
     if root is not None:
         train, cpu = _in(root, CHECKOUT_TRAIN), _in(root, INSTALL_CPU)
+        shims = str(root / "packaging" / "cpu-shims")
     else:
         train, cpu = WHEEL_TRAIN, WHEEL_CPU.format(cmd=INSTALL_CPU)
-    return [line.replace(INSTALL_CPU, cpu).replace(CHECKOUT_TRAIN, train) for line in lines]
+        shims = "<a clone of vft>/packaging/cpu-shims"
+    return [
+        line.replace(INSTALL_CPU, cpu)
+        .replace(CHECKOUT_TRAIN, train)
+        .replace(f"pip install {SHIM_DIR}/", f"pip install {shims}/")
+        for line in lines
+    ]
 
 
 def _training(root: Path | None) -> list[str]:

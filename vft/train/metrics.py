@@ -16,7 +16,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from vft.core.runs.metrics import METRICS_FILE
+from vft.core.runs.metrics import METRICS_FILE, read_rows, reward_blocks
+from vft.train.console import say
 
 TENSORBOARD_DIR = "tensorboard"
 
@@ -107,6 +108,9 @@ class MetricsCallback(TrainerCallback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self.echo and state.is_world_process_zero:  # the curve's numbers, at a glance
+            for line in reward_blocks(read_rows(self.path)):
+                say(line)
 
     def _scalars(self, row: dict[str, Any]) -> None:
         """The row's numbers as TensorBoard scalars at its step, flushed like the file."""

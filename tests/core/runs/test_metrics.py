@@ -13,6 +13,7 @@ from vft.core.runs.metrics import (
     duration,
     parse_rows,
     read_rows,
+    reward_blocks,
     seconds_per_step,
     series,
     summarize,
@@ -155,3 +156,19 @@ def test_a_lone_component_equal_to_the_reward_is_not_drawn_twice() -> None:
     assert default_curves(same) == ["reward", "loss"]
     weighted = [{**r, "reward/only": r["reward"] / 2} for r in same]
     assert default_curves(weighted) == ["reward", "reward/only", "loss"]
+
+
+def test_reward_blocks_read_as_the_readme_shows_them():
+    """The run ends with its curve's numbers: the mean reward per 10 steps, 5 a line."""
+    rows = [{"step": s, "reward": (s - 1) // 10 / 10, "time": 0.0} for s in range(1, 151)]
+    rows.append({"step": 150, "eval/reward": 9.0, "time": 0.0})  # evaluations left out
+    assert reward_blocks(rows) == [
+        "mean reward per 10 steps:",
+        "steps   1-50:  0.00 0.10 0.20 0.30 0.40",
+        "steps  51-100: 0.50 0.60 0.70 0.80 0.90",
+        "steps 101-150: 1.00 1.10 1.20 1.30 1.40",
+    ]
+    # a partial last block says where it ends; a run shorter than a block gets one mean
+    assert reward_blocks(rows[:25])[-1] == "steps  1-25: 0.00 0.10 0.20"
+    assert reward_blocks(rows[:2]) == ["mean reward over steps 1-2: 0.00"]
+    assert reward_blocks([]) == []

@@ -110,6 +110,29 @@ def series(rows: Iterable[Row], metric: str) -> list[tuple[int, float]]:
     return sorted(points.items())
 
 
+def reward_blocks(rows: Iterable[Row], size: int = 10, per_line: int = 5) -> list[str]:
+    """The mean reward per `size` steps, `per_line` blocks a line, as the README shows it:
+    `steps   1-50:  0.21 0.21 0.27 0.29 0.37`. A run shorter than a block gets one mean."""
+    points = series(train_rows(rows), "reward")
+    if not points:
+        return []
+    if points[-1][0] < size:
+        mean = sum(v for _, v in points) / len(points)
+        return [f"mean reward over steps {points[0][0]}-{points[-1][0]}: {mean:.2f}"]
+    blocks: dict[int, list[float]] = {}
+    for step, value in points:
+        blocks.setdefault((step - 1) // size, []).append(value)
+    means = [(i, sum(v) / len(v)) for i, v in sorted(blocks.items())]
+    width = len(str((means[-1][0] + 1) * size))
+    lines = []
+    for start in range(0, len(means), per_line):
+        chunk = means[start : start + per_line]
+        first, last = chunk[0][0] * size + 1, min((chunk[-1][0] + 1) * size, points[-1][0])
+        label = f"steps {first:>{width}}-{last}:"
+        lines.append(f"{label:<{2 * width + 8}} " + " ".join(f"{m:.2f}" for _, m in chunk))
+    return [f"mean reward per {size} steps:", *lines]
+
+
 @dataclass(frozen=True)
 class Summary:
     """Where a run stands, as `vft status` shows it; None where it is not known (yet)."""
