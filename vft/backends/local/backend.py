@@ -237,4 +237,3 @@ def _missing_programs(plan: Plan) -> list[str]:
                 "`vft doctor` says which stack is missing and how to install it"
             )
     return missing
-
