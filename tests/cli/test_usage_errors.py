@@ -62,3 +62,11 @@ def test_an_examples_bare_name_is_vfts_copy_run_from_here(tmp_path) -> None:
     mine = run_vft("plan", "gsm8k", "--json", cwd=tmp_path)
     assert mine.returncode == 0, mine.stderr
     assert json.loads(mine.stdout)["name"] == "mine"
+    # `smoke` beside an edited smoke.toml is that file, never vft's copy
+    (tmp_path / "gsm8k").rename(tmp_path / "smoke.toml")
+    edited = run_vft("plan", "smoke", "--json", cwd=tmp_path)
+    assert edited.returncode == 0 and json.loads(edited.stdout)["name"] == "mine"
+    # an example that names files of its own (custom-script's script) only by its path
+    out = run_vft("plan", "custom-script", cwd=tmp_path)
+    assert out.returncode == 2 and "name it alone" not in out.stderr
+    assert "vft ships the example 'custom-script': " in out.stderr

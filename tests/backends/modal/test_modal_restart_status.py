@@ -319,3 +319,26 @@ def test_a_launch_that_modal_restarted_ends_on_its_last_attempt(
     )
     assert record["restart"]["reason"] == REASON
     assert "failed" not in record
+
+
+def test_a_failed_read_never_takes_the_launch_back_to_an_earlier_attempt() -> None:
+    """Once attempt-2 is known as this launch's current one, a moment when its run.json
+    cannot be read (a network error) keeps attempt-2: falling back to attempt-1 would make
+    `vft logs -f` replay both attempts' logs. (The Volume is a fake: Modal's servers are
+    not reached.)"""
+    import json
+
+    from tests.backends.modal.fakes import Volume
+    from vft.backends.modal.remote import current
+
+    mine = json.dumps({"launched_as": launch_key("rs/attempt-1", "fc-1")}).encode()
+    files = {"rs/attempt-1/run.json": b"{}", "rs/attempt-2/run.json": mine}
+    modal = {"run_dir": "rs/attempt-1", "function_call_id": "fc-1"}
+    assert current(Volume(dict(files)), modal).run_dir == "rs/attempt-2"
+    unreadable = Volume({**files, "rs/attempt-2/run.json": b"not json"})
+    assert current(unreadable, modal).run_dir == "rs/attempt-1"  # not known yet: launched
+    known = {**modal, "current_run_dir": "rs/attempt-2"}
+    assert current(unreadable, known).run_dir == "rs/attempt-2"
+    # a newer attempt of this launch still wins over the one known
+    newer = {**files, "rs/attempt-3/run.json": mine}
+    assert current(Volume(newer), known).run_dir == "rs/attempt-3"

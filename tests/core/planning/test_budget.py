@@ -193,3 +193,15 @@ def _plan_with_options(caps, options, **resources):
         backend_options=options,
     )
     return plan(recipe_from_dict(recipe_dict(resources=resources)), target)
+
+
+def test_a_host_price_that_is_not_a_number_of_dollars_is_refused():
+    """A plugin's broken host price (NaN, negative) would switch the money cap off."""
+    from dataclasses import replace
+
+    from vft.backends.modal.backend import ModalBackend
+
+    for bad in (float("nan"), -1.0, float("inf")):
+        caps = replace(ModalBackend.capabilities, host_usd_per_hour=lambda host, bad=bad: bad)
+        with pytest.raises(PlanError, match="host price is .* not a finite number"):
+            make_plan(caps, "modal", resources={"gpus": "A100-80GB:2"})

@@ -263,3 +263,29 @@ def test_a_path_made_too_long_by_its_folder_is_one_line(tmp_path: Path) -> None:
     assert info.value.line().endswith(
         "is not allowed: a path is at most 4096 characters; this one has 4223"
     )
+
+
+def test_a_pattern_matches_the_whole_text_and_mutable_defaults_are_not_shared():
+    """`name = "exp\\n"` is refused (a `$` alone would match before the newline), and a
+    list default given as `[]` is each instance's own."""
+    from vft.core.errors import RecipeError
+    from vft.core.recipe import recipe_from_dict
+    from vft.core.recipe.tables import Table, field
+
+    base = {
+        "name": "exp\n",
+        "model": {"name": "vft-tiny"},
+        "environment": {"id": "vft_smoke"},
+        "resources": {"gpus": "cpu"},
+    }
+    with pytest.raises(RecipeError, match="^name: "):
+        recipe_from_dict(base)
+
+    class Opts(Table):
+        xs: list[str] = field([])
+        table: dict[str, int] = field({})
+
+    one, two = Opts(), Opts.model_validate({})
+    one.xs.append("leak")
+    one.table["k"] = 1
+    assert two.xs == [] and two.table == {} and Opts().xs == []

@@ -107,14 +107,21 @@ def current(volume: Any, modal: Mapping[str, Any]) -> Current:
         entries = volume.listdir(parent) if launched else []
     numbers = {int(m.group(1)) for e in entries if (m := ATTEMPT.match(posixpath.basename(e.path)))}
     start = int(launched.group(1)) if launched else None
+    # never back to an earlier attempt than one already found (a read that failed this
+    # time must not make `vft logs -f` replay the older attempts' logs)
+    known = str(modal.get("current_run_dir") or first)
+    seen = ATTEMPT.match(posixpath.basename(known))
+    floor = int(seen.group(1)) if seen and posixpath.dirname(known) == parent else start
     for number in sorted(numbers, reverse=True):
-        if start is None or number <= start:
+        if start is None or floor is None or number <= floor:
             break
         run_dir = f"{parent}/attempt-{number}"
         data = volume_json(volume, f"{run_dir}/run.json")
         if data is not None and same_launch(data, first, modal.get("function_call_id")):
             return Current(run_dir, data)
-    return Current(first, volume_json(volume, f"{first}/run.json"))
+    if floor is None or floor == start:
+        known = first
+    return Current(known, volume_json(volume, f"{known}/run.json"))
 
 
 def volume_json(volume: Any, path: str) -> dict[str, Any] | None:

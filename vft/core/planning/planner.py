@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -268,7 +269,15 @@ def _render_accelerate(recipe: Recipe, target: Target, stage: int | None, offloa
 def _host_price(target: Target, host: HostRequest) -> float:
     """What the backend bills per hour for the CPU and memory beside the GPUs."""
     price = target.capabilities.host_usd_per_hour
-    return 0.0 if price is None else float(price(host))
+    if price is None:
+        return 0.0
+    usd = float(price(host))
+    if not math.isfinite(usd) or usd < 0:  # a plugin's bug must not switch the budget off
+        raise PlanError(
+            f"backend {target.backend!r}: its host price is {usd!r} $/h, not a finite number "
+            "of dollars >= 0 (a bug in the backend's Capabilities.host_usd_per_hour)"
+        )
+    return usd
 
 
 def _processes(

@@ -292,6 +292,8 @@ def load_recipe(
     RECIPE is: its relative paths and its processes start here.
     """
     p = Path(path)
+    if p.suffix == "" and not p.exists() and p.with_name(f"{p.name}.toml").is_file():
+        p = p.with_name(f"{p.name}.toml")  # `vft run smoke` beside smoke.toml
     example = _example(p)
     if example is not None:
         p, base_dir = example, base_dir or Path.cwd()
@@ -314,13 +316,20 @@ def load_recipe(
 
 def _example(p: Path) -> Path | None:
     """vft's copy of the example recipe a bare name (no folder) means, when no such file
-    is here."""
-    if p.parent != Path(".") or p.exists():
+    is here (`smoke` with a `smoke.toml` here is that file), and the example names no file
+    of its own (`custom-script`'s script is beside vft's copy, not here)."""
+    if p.parent != Path(".") or p.exists() or p.with_name(f"{p.name}.toml").exists():
         return None
     from vft.core import resources
 
     name = p.name.removesuffix(".toml")
-    return resources.recipe_file(name) if name in resources.recipe_names() else None
+    if name not in resources.recipe_names():
+        return None
+    path = resources.recipe_file(name)
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    if (data.get("trainer") or {}).get("script") or (data.get("environment") or {}).get("install"):
+        return None
+    return path
 
 
 def _shipped(p: Path) -> str | None:
@@ -331,10 +340,10 @@ def _shipped(p: Path) -> str | None:
     name = p.name.removesuffix(".toml")
     if name not in resources.recipe_names():
         return None
-    return (
-        f"vft ships the example {name!r}: name it alone ({name!r}) to use vft's copy, "
-        f"{resources.recipe_file(name)}"
-    )
+    path = resources.recipe_file(name)
+    if _example(Path(name)) is None:  # it names files of its own: only its path works
+        return f"vft ships the example {name!r}: {path}"
+    return f"vft ships the example {name!r}: name it alone ({name!r}) to use vft's copy, {path}"
 
 
 def _read_recipe(p: Path) -> str:

@@ -18,6 +18,7 @@ string; unknown keys are refused (with the closest key); a table left out takes 
 
 from __future__ import annotations
 
+import copy
 import datetime
 import difflib
 import inspect
@@ -93,6 +94,8 @@ class FieldInfo:
         """The default an instance gets: a new list or table each time; a float field's
         `300` as 300.0, as if it had been given."""
         value = self.get_default(call_default_factory=True)
+        if isinstance(value, list | dict) and self.default_factory is None:
+            return copy.deepcopy(value)  # `xs: list[str] = []` is not shared by instances
         return float(value) if self.kind == ("float",) and type(value) is int else value
 
     def bounds(self) -> str:
@@ -363,7 +366,7 @@ def _typed(info: FieldInfo, kind: tuple[Any, ...], raw: Any, loc: list[Any]) -> 
         if info.min_length is not None and len(raw) < info.min_length:
             s = "" if info.min_length == 1 else "s"
             raise refuse(f"String should have at least {info.min_length} character{s}")
-        if info.pattern is not None and re.search(info.pattern, raw) is None:
+        if info.pattern is not None and re.fullmatch(info.pattern, raw) is None:
             raise refuse(info.pattern_text)
         return raw
     if tag == "literal":
