@@ -109,3 +109,18 @@ def test_a_reuse_that_is_not_a_set_writes_a_fresh_one(tmp_path):
     root = tmp_path / "weights"
     fresh = write_set(_tensors(), root, 1, reuse=tmp_path / "nothing-here")
     _same(safetensors_torch.load_file(str(fresh / WEIGHTS_FILE)), _tensors())
+
+
+def test_every_tensor_starts_aligned_to_its_element_size(tmp_path):
+    """Mixed dtypes (a bool mask before float32 weights, by name) are laid out widest
+    first, so no tensor needs a copy to be read."""
+    tensors = {"a.mask": torch.tensor([True, False, True]), "b.w": torch.randn(3)}
+    path = tmp_path / "x.safetensors"
+    save_tensors(tensors, path)
+    size = int.from_bytes(path.read_bytes()[:8], "little")
+    header = json.loads(path.read_bytes()[8 : 8 + size])
+    widths = {"F32": 4, "BOOL": 1}
+    for name in tensors:
+        entry = header[name]
+        assert entry["data_offsets"][0] % widths[entry["dtype"]] == 0, name
+    _same(safetensors_torch.load_file(str(path)), tensors)

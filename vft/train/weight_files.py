@@ -184,7 +184,11 @@ def save_tensors(
     `save_file`."""
     import torch
 
-    items = [(name, t.detach()) for name, t in tensors.items()]
+    # the widest elements first: every tensor then starts aligned to its element size
+    # (the data starts 8-byte aligned), as save_file lays them out
+    items = sorted(
+        ((name, t.detach()) for name, t in tensors.items()), key=lambda it: -it[1].element_size()
+    )
     if any(
         str(t.dtype).removeprefix("torch.") not in _DTYPE_CODES or t.is_sparse for _, t in items
     ):
@@ -307,7 +311,8 @@ class FileSync:
         start = time.perf_counter()
         deadline = start + self.timeout_s
         try:
-            # the oldest set once `keep` exist: the server loaded a newer one since
+            # the oldest set once `keep` exist: the server is done reading it (a reload
+            # returns when the set is loaded, and the server keeps no view of its file)
             reuse = self._written[0] if len(self._written) >= self.keep else None
             directory = write_set(tensors, self.root, step, reuse=reuse)
             self._written = [d for d in self._written if d not in (reuse, directory)]
