@@ -147,15 +147,11 @@ def test_envs_without_verifiers_says_so_once_and_lists_without_errors(site, tmp_
 
 
 def test_a_single_shim_fix_names_the_checkout_or_a_clone(tmp_path, monkeypatch):
-    from vft.cli.doctor_cmd import _situated
-    from vft.train.cpu_stack import SHIM_DIR
+    import vft.train.cpu_stack as cpu_stack
 
-    line = f"torchvision 0.1 is a CUDA build (fix: pip install {SHIM_DIR}/torchvision)"
     monkeypatch.chdir(tmp_path)
-    assert _situated([line], ROOT) == [
-        f"torchvision 0.1 is a CUDA build (fix: pip install {ROOT}/packaging/cpu-shims/torchvision)"
-    ]
-    assert _situated([line], None) == [
-        "torchvision 0.1 is a CUDA build "
-        "(fix: pip install <a clone of vft>/packaging/cpu-shims/torchvision)"
-    ]
+    assert cpu_stack.fixes_here().shims == f"{ROOT}/packaging/cpu-shims"
+    monkeypatch.setattr(cpu_stack, "checkout_root", lambda: None)  # as from a wheel
+    assert cpu_stack.fixes_here() == cpu_stack.Fixes(
+        "pip install 'vft[train]'", cpu_stack.WHEEL_CPU, "<a clone of vft>/packaging/cpu-shims"
+    )

