@@ -113,7 +113,7 @@ def test_doctor_from_a_wheel_names_what_is_missing_and_the_fix_that_works_there(
     assert training[0].startswith("CPU training stack: ") and "ok" not in training[0]
     assert training[1].startswith("not installed: torch, trl, transformers, accelerate")
     assert "verifiers" in training[1]
-    assert training[1].endswith("(fix: pip install 'vft[train]')")
+    assert training[1].endswith("(fix: pip install torch==2.13.0 'vft[train]')")
     assert not any(line.startswith("torch is not installed") for line in training)
     inference = stacks["CPU inference stack"]
     assert inference[1:] == [
@@ -153,5 +153,7 @@ def test_a_single_shim_fix_names_the_checkout_or_a_clone(tmp_path, monkeypatch):
     assert cpu_stack.fixes_here().shims == f"{ROOT}/packaging/cpu-shims"
     monkeypatch.setattr(cpu_stack, "checkout_root", lambda: None)  # as from a wheel
     assert cpu_stack.fixes_here() == cpu_stack.Fixes(
-        "pip install 'vft[train]'", cpu_stack.WHEEL_CPU, "<a clone of vft>/packaging/cpu-shims"
+        "pip install torch==2.13.0 'vft[train]'",
+        cpu_stack.WHEEL_CPU,
+        "<a clone of vft>/packaging/cpu-shims",
     )

@@ -9,12 +9,14 @@ from typing import Any
 
 import click
 
+from vft.train.cpu_stack import WHEEL_TRAIN
+
 #: args `vft envs` describes a built-in with, so that listing never downloads a dataset
 LISTING_ARGS: dict[str, dict[str, Any]] = {"gsm8k": {"dataset": "fixture"}}
 DESCRIBE_TIMEOUT_S = 180.0
 NO_VERIFIERS = (
     "verifiers is not installed here: environments are listed without their API "
-    "(fix: pip install 'vft[train]')"
+    f"(fix: {WHEEL_TRAIN})"
 )
 
 

