@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -170,15 +171,17 @@ def environment_facts(recipe: Recipe) -> tuple[EnvironmentFacts | None, str | No
     `python -m vft.train.envs.describe` in a subprocess, so that `vft plan` never imports
     verifiers itself; cached per environment content, arguments and verifiers version
     (describing one takes seconds, a cached answer microseconds). None: not loadable here
-    (installed only where the run goes), with a note when it needs the network to load
-    (a hub dataset on an offline machine): the run's machine loads it, unchecked here."""
+    (installed only where the run goes: a laptop that plans a Modal run; cached too), with
+    a note when it needs the network to load (a hub dataset on an offline machine): the
+    run's machine loads it, unchecked here."""
     env = recipe.environment
     install = tuple(str(recipe.path(item)) for item in env.install)
-    key = _facts_key(env.id, dict(env.args), install)
-    cached = _facts_cache() / f"{key}.json" if key else None
-    if cached is not None and cached.is_file():
+    cached = _facts_cache() / f"{_facts_key(env.id, dict(env.args), install)}.json"
+    if cached.is_file():
         with contextlib.suppress(ValueError, KeyError, TypeError):
             data = json.loads(cached.read_text())
+            if data.get("absent") is True:  # not loadable here, as installed now
+                return None, None
             if "note" not in data:
                 return EnvironmentFacts.from_dict(data), None
             # "could not be loaded here" holds while offline, not forever: tried again later
@@ -192,16 +195,26 @@ def environment_facts(recipe: Recipe) -> tuple[EnvironmentFacts | None, str | No
             raise
         why = exc.message.split(": ", 1)[-1].split(" (at ", 1)[0]
         note = (
-            f"environment {env.id!r} could not be loaded here ({why}); "
-            "what it needs (turns, tools, rewards) is checked when the run loads it"
+            f"environment {env.id!r} could not be loaded here: "
+            + (  # vft itself sets HF_HUB_OFFLINE when the Hub's host does not resolve
+                f"it needs the network ({why})"
+                if not any(sign in why for sign in ("Hub", "offline", "LocalEntryNotFound"))
+                else "its data is on the Hugging Face Hub, which HF_HUB_OFFLINE (set here) "
+                "keeps it from reaching"
+                if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+                else "its data is on the Hugging Face Hub, which this machine cannot reach"
+            )
+            + "; what it needs (turns, tools, rewards) is checked when the run loads it"
         )
-    if cached is not None and (facts is not None or note is not None):
-        with contextlib.suppress(OSError):
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-            record = {"note": note, "at": time.time()} if note else facts.to_dict()  # type: ignore[union-attr]
-            tmp.write_text(json.dumps(record))
-            os.replace(tmp, cached)
+    if note is not None:
+        record: dict[str, Any] = {"note": note, "at": time.time()}
+    else:  # None: verifiers or the environment is not installed here (the key says which)
+        record = facts.to_dict() if facts is not None else {"absent": True}
+    with contextlib.suppress(OSError):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, cached)
     return facts, note
 
 
@@ -216,17 +229,21 @@ def _facts_cache() -> Path:
     return Path(root) / "vft" / "environments"
 
 
-def _facts_key(env_id: str, args: dict[str, Any], install: tuple[str, ...]) -> str | None:
-    """A digest of everything the facts depend on, or None when the environment's files
-    cannot be found (then it is described every time)."""
+def _facts_key(env_id: str, args: dict[str, Any], install: tuple[str, ...]) -> str:
+    """A digest of everything the facts depend on: the environment's files, or, when they
+    cannot be found here, every distribution installed (installing the environment, or
+    anything that could provide it, changes the key), so that a laptop that plans for a
+    remote image does not load the environment in a subprocess on every `vft plan`."""
     from vft.core.installed import installed
     from vft.core.planning.environments import environment_files
 
     files = environment_files(env_id, install)
-    if not files:
-        return None
-    stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    verifiers = installed().version("verifiers")
+    index = installed()
+    if files:
+        stamp: list[Any] = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    else:
+        stamp = ["not found", sys.path, [(d.name, d.version) for d in index.distributions]]
+    verifiers = index.version("verifiers")
     blob = json.dumps([env_id, args, install, stamp, verifiers, __version__], default=str)
     import hashlib
 
@@ -300,14 +317,14 @@ def launch(
         impl.capabilities.require(backend_name, "detach", "--detach")
     for line in prepared.notes:
         note(line)
-    would_stop = None  # a dry run starts nothing, so it shows the refusal instead
+    would_stop: PreflightError | None = None  # a dry run starts nothing: it shows the refusal
     try:
         for line in impl.check(the_plan, force=force):
             note(line)
     except PreflightError as exc:
         if not dry_run:
             raise
-        would_stop = exc.line()
+        would_stop = exc
     attempt = run_folder(the_plan.run.output_dir, the_plan.name).new_attempt(the_plan, backend_name)
     note(f"run {the_plan.name} attempt-{attempt.number}: {attempt.path}")
     if dry_run:
@@ -315,9 +332,10 @@ def launch(
             show(the_plan, impl)
         attempt.update(status=RunStatus.DRY_RUN)
         if would_stop is not None:
-            note(f"a real run would stop here: {would_stop}")
+            note(f"a real run would stop here: {would_stop.line()}")
         note("dry run: nothing started")
-        return Launched(the_plan, attempt, 0)
+        # a script that checks a recipe with --dry-run learns from the code that it would fail
+        return Launched(the_plan, attempt, would_stop.exit_code if would_stop else 0)
     allowed = _relaunch_restarts(prepared)
     if not allowed:
         return Launched(the_plan, attempt, impl.launch(the_plan, attempt, detach=detach))

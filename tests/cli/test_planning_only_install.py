@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,12 @@ def _wheel_like(tmp: Path) -> Path:
     lib = tmp / "lib"
     shutil.copytree(ROOT / "vft", lib / "vft", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "vft.egg-info", lib / "vft.egg-info")
+    with open(ROOT / "pyproject.toml", "rb") as f:  # the folders a wheel puts under vft/
+        renamed = tomllib.load(f)["tool"]["setuptools"]["package-dir"]
+    for package, folder in renamed.items():
+        target = lib.joinpath(*package.split("."))
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(ROOT / folder, target, ignore=shutil.ignore_patterns("__pycache__"))
     return lib
 
 
@@ -157,3 +164,44 @@ def test_a_single_shim_fix_names_the_checkout_or_a_clone(tmp_path, monkeypatch):
         cpu_stack.WHEEL_CPU,
         "<a clone of vft>/packaging/cpu-shims",
     )
+
+
+#: run vft with an audit hook that reports each subprocess it starts, one line on stderr
+SPAWNS = (
+    "import runpy, sys\n"
+    "sys.addaudithook(lambda event, args: event == 'subprocess.Popen'"
+    " and print('SPAWN', *args[1], file=sys.stderr))\n"
+    "sys.argv = ['vft', *sys.argv[1:]]\n"
+    "runpy.run_module('vft', run_name='__main__')\n"
+)
+
+
+@pytest.mark.skipif(not (ROOT / "vft.egg-info").is_dir(), reason="needs vft's metadata")
+def test_planning_without_verifiers_loads_the_environment_once_per_install(site, tmp_path):
+    """A laptop that plans a Modal run has no trainer stack: `vft plan` learns once that the
+    environment cannot be loaded here, not in a subprocess on every plan; installing a
+    distribution (here, a verifiers' metadata folder) makes it try again."""
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(map(str, [_wheel_like(tmp_path), site, extra])),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "VFT_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
+
+    def describes() -> int:
+        argv = [sys.executable, "-S", "-c", SPAWNS, "plan", "gsm8k", "--json"]
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["name"] == "gsm8k-qwen3-0.6b"
+        spawns = [line for line in done.stderr.splitlines() if line.startswith("SPAWN")]
+        return sum("vft.train.envs.describe" in line for line in spawns)
+
+    assert describes() == 1
+    assert describes() == 0
+    meta = extra / "verifiers-0.3.99.dist-info"
+    meta.mkdir()
+    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: verifiers\nVersion: 0.3.99\n")
+    assert describes() == 1
+    assert describes() == 0
