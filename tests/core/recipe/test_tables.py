@@ -289,3 +289,34 @@ def test_a_pattern_matches_the_whole_text_and_mutable_defaults_are_not_shared():
     one.xs.append("leak")
     one.table["k"] = 1
     assert two.xs == [] and two.table == {} and Opts().xs == []
+
+
+def test_a_constraint_its_type_cannot_have_is_refused_when_the_table_is_declared():
+    """`min_length` on a list once applied to each item while the schema said nothing; a
+    declaration the validator would misread is a TypeError at import, not a silent rule."""
+    with pytest.raises(TypeError, match=r"Bad\.names: min_length/pattern constrain text"):
+
+        class Bad(Table):
+            names: list[str] = field([], min_length=1)
+
+    with pytest.raises(TypeError, match=r"Worse\.label: ge/gt/le bound numbers"):
+
+        class Worse(Table):
+            label: str = field("x", ge=1)
+
+    with pytest.raises(TypeError, match="a literal is text, an integer or a boolean"):
+
+        class Odd(Table):
+            ratio: Literal[0.5, 1.0] = field(0.5)
+
+
+def test_a_literal_of_integers_takes_only_those_integers():
+    class Shards(Table):
+        count: Literal[1, 2, 4] = field(1)
+
+    assert Shards.model_validate({"count": 4}).count == 4
+    for bad in (3, "4", 4.0, True):
+        with pytest.raises(FieldError, match=r"^count: .* Input should be 1, 2 or 4"):
+            Shards.model_validate({"count": bad})
+    assert Shards.model_json_schema()["properties"]["count"]["enum"] == [1, 2, 4]
+    assert Shards.model_json_schema()["properties"]["count"]["type"] == "integer"

@@ -72,7 +72,9 @@ def _kind_schema(info: FieldInfo, kind: tuple[Any, ...], defs: dict[str, Any]) -
             out["pattern"] = info.pattern
         return out
     if tag == "literal":
-        return {"enum": list(kind[1]), "type": "string"}
+        names = {bool: "boolean", int: "integer", str: "string"}
+        types = sorted({names[type(v)] for v in kind[1]})
+        return {"enum": list(kind[1]), "type": types[0] if len(types) == 1 else types}
     if tag == "list":
         return {"items": _kind_schema(_PLAIN, kind[1], defs), "type": "array"}
     if tag == "dict":

@@ -140,7 +140,10 @@ def _kind(ann: Any) -> tuple[Any, ...]:
     if ann in (int, float, bool, str):
         return (ann.__name__,)
     if origin is typing.Literal:
-        return ("literal", typing.get_args(ann))
+        values = typing.get_args(ann)
+        if not all(type(v) in (str, int, bool) for v in values):
+            raise TypeError(f"{ann!r}: a literal is text, an integer or a boolean")
+        return ("literal", values)
     if origin is list:
         return ("list", _kind(typing.get_args(ann)[0]))
     if origin is dict:
@@ -151,6 +154,19 @@ def _kind(ann: Any) -> tuple[Any, ...]:
     if isinstance(ann, type) and issubclass(ann, Table):
         return ("table", ann)
     raise TypeError(f"{ann!r} is not a type a table field can have")
+
+
+def _check_constraints(cls: type, info: FieldInfo) -> None:
+    """A constraint a field's type cannot have is a mistake in its declaration, not one
+    to ignore: bounds are for numbers, min_length and pattern for text (not a list's items:
+    the JSON Schema would not say so)."""
+    tag = info.kind[0]
+    where = f"{cls.__name__}.{info.name}"
+    numeric = (info.ge, info.gt, info.le)
+    if tag not in ("int", "float") and any(b is not None for b in numeric):
+        raise TypeError(f"{where}: ge/gt/le bound numbers, not {info.annotation!r}")
+    if tag != "str" and (info.min_length is not None or info.pattern is not None):
+        raise TypeError(f"{where}: min_length/pattern constrain text, not {info.annotation!r}")
 
 
 def _split_optional(ann: Any) -> tuple[Any, bool]:
@@ -185,6 +201,7 @@ class Table:
             info.annotation = eval(ann, namespace) if isinstance(ann, str) else ann
             base, info.optional = _split_optional(info.annotation)
             info.kind = _kind(base)
+            _check_constraints(cls, info)
             fields[name] = info
             if name in cls.__dict__:
                 delattr(cls, name)  # the value lives on the instance
@@ -369,8 +386,8 @@ def _typed(info: FieldInfo, kind: tuple[Any, ...], raw: Any, loc: list[Any]) -> 
         if info.pattern is not None and re.fullmatch(info.pattern, raw) is None:
             raise refuse(info.pattern_text)
         return raw
-    if tag == "literal":
-        if not (isinstance(raw, str) and raw in kind[1]):
+    if tag == "literal":  # `1` is not `true`, nor `"1"`: the type must be the value's
+        if not any(type(raw) is type(v) and raw == v for v in kind[1]):
             raise refuse(f"Input should be {_either(kind[1])}")
         return raw
     if tag == "list":
