@@ -18,8 +18,8 @@ import pytest
 
 from vft.backends.modal.app import build_app
 from vft.backends.modal.spec import (
-    CODE_DIRS,
     OUTPUTS,
+    PACKAGE_LAYOUT,
     PROJECT_ROOT,
     REMOTE_INSTALL,
     REMOTE_ROOT,
@@ -58,9 +58,19 @@ def _mount_files(mount: Any) -> dict[str, str]:
     return files
 
 
+def _mount_uploads(mount: Any) -> list[tuple[str, str]]:
+    """(local file, remote path) for each file a mount sends, as Modal lists them."""
+    return [
+        (str(local), str(remote))
+        for entry in mount._entries
+        for local, remote in entry.get_files_to_upload()
+    ]
+
+
 def layers(image: Any) -> list[dict[str, Any]]:
     """Every layer of a modal.Image, base first: build steps with the Dockerfile commands
-    and context-file hashes Modal would send, and files added at container start.
+    and context-file hashes Modal would send, and files added at container start (with
+    `uploads`, the local file behind each remote path, for a mount whose files exist).
 
     Reads Modal's lazy loaders (private attributes): the only offline view of a layer.
     """
@@ -71,7 +81,11 @@ def layers(image: Any) -> list[dict[str, Any]]:
     while img is not None:
         cells = _cells(img._load)
         if "mount" in cells:  # copy=False: not a build step
-            found.append({"kind": "start", "files": _mount_files(cells["mount"])})
+            files = _mount_files(cells["mount"])
+            uploads = [] if any(p.startswith("missing") for p in files) else None
+            layer = {"kind": "start", "files": files}
+            layer["uploads"] = uploads if uploads is not None else _mount_uploads(cells["mount"])
+            found.append(layer)
             img = cells["base_image"]
             continue
         spec = cells["dockerfile_function"](BUILDER)
@@ -136,7 +150,7 @@ def test_image_install_steps_and_pins(recipe: Path) -> None:
     assert "RUN apt-get install -y git ninja-build" in commands
     uv = [c for c in commands if "/.uv/uv pip install" in c]
     deps = uv[0]
-    for pin in ("trl==1.16.0", "deepspeed==0.19.8", "'vllm>=0.22,<0.32'", "'torch>=2.4'"):
+    for pin in ("trl==1.16.0", "deepspeed==0.19.8", "'vllm<0.32,>=0.22'", "'torch>=2.4'"):
         assert pin in deps, pin
     assert "COPY --from=ghcr.io/astral-sh/uv:0.13.8 /uv /.uv/uv" in commands
     assert any(c.startswith("ENV PYTHONPATH=/opt/vft") for c in commands)
@@ -158,9 +172,9 @@ def test_image_install_steps_and_pins(recipe: Path) -> None:
         if layer["kind"] == "start"
         for p in layer["files"]
     }
-    for d in CODE_DIRS:
-        if (PROJECT_ROOT / d).is_dir() and any((PROJECT_ROOT / d).rglob("*.py")):
-            assert any(p.startswith(f"{REMOTE_ROOT}/{d}/") for p in started), d
+    # vft in the wheel's layout, its nested packages included, whatever the install
+    for nested in PACKAGE_LAYOUT:
+        assert any(p.startswith(f"{REMOTE_ROOT}/vft/{nested}/") for p in started), nested
     assert f"{REMOTE_ROOT}/vft/core/node/supervisor.py" in started
     assert not any("__pycache__" in p for p in started)
 
@@ -168,7 +182,7 @@ def test_image_install_steps_and_pins(recipe: Path) -> None:
 def test_requirements_are_vfts_own_pins() -> None:
     reqs = requirements(PROJECT_ROOT)
     assert "trl==1.16.0" in reqs and "deepspeed==0.19.8" in reqs
-    assert "vllm>=0.22,<0.32" in reqs
+    assert "vllm<0.32,>=0.22" in reqs
     assert not any(r.startswith(("modal", "pytest", "ruff")) for r in reqs)  # not [modal], [dev]
 
 

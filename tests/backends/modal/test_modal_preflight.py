@@ -63,7 +63,7 @@ def test_plan_shows_image_gpu_volume_secrets_and_cost_without_importing_modal(
     text = " ".join(out.stdout.split())  # rich wraps long rows
     assert "HEAVY []" in text
     assert "image: debian-slim, Python 3.11; apt: git ninja-build; uv pip" in text
-    assert "trl==1.16.0" in text and "deepspeed==0.19.8" in text and "vllm>=0.22,<0.32" in text
+    assert "trl==1.16.0" in text and "deepspeed==0.19.8" in text and "vllm<0.32,>=0.22" in text
     assert "environment.install: environments/my_env" in text
     assert 'gpu: gpu="H100:8"' in text
     assert "volume: vft-outputs at /outputs; run folder /outputs/exp/attempt-N" in text

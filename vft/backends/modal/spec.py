@@ -2,6 +2,15 @@
 
 `vft plan --backend modal` describes a run from this data alone; `image.py` and `app.py`
 turn the same data into real Modal objects, so what is shown is what is built.
+
+The image is the same whether vft runs from a checkout (editable install) or from a
+wheel: the requirements are one canonical text (`canonical_requirement`), read from the
+checkout's pyproject.toml or from the installed metadata, and the code always arrives in
+the wheel's layout (`PACKAGE_LAYOUT`: `vft/` with vft.configs, vft.recipes and the
+built-in environments nested in it) at the same container paths, in the same order.
+The one deliberate difference is where the files come from: a checkout ships its
+working files (so an edit to vft reaches the run), an installed vft its installed files;
+`vft plan` says which.
 """
 
 from __future__ import annotations
@@ -17,8 +26,9 @@ from typing import Any
 from vft.backends.modal.pricing import container_size
 from vft.core.plan import Plan
 
-REMOTE_ROOT = "/opt/vft"  # the vft project: vft/, configs/, environments/, examples/
-REMOTE_WORK = "/opt/vft-work"  # the user's folder, when vft runs from outside the project
+REMOTE_ROOT = "/opt/vft"  # on the PYTHONPATH: the vft package, in the wheel's layout
+REMOTE_PACKAGE = f"{REMOTE_ROOT}/vft"
+REMOTE_WORK = "/opt/vft-work"  # the recipe's folder: the processes' working folder
 REMOTE_INSTALL = "/opt/vft-install"  # copies of the recipe's environment.install packages
 OUTPUTS = "/outputs"  # where the Volume is mounted
 #: restarts after a transient failure when resources.restarts is unset: a long GPU run on
@@ -26,9 +36,20 @@ OUTPUTS = "/outputs"  # where the Volume is mounted
 DEFAULT_RESTARTS = 2
 RETRY_DELAY_S = 10.0  # before Modal starts a failed call again
 
+#: the folder holding the `vft` package: a checkout (editable install) or site-packages
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 EXTRAS = ("train", "inference")
-CODE_DIRS = ("vft", "configs", "environments", "examples")
+#: where the packages that a wheel nests under vft/ live in a checkout (pyproject's
+#: [tool.setuptools.package-dir]; tests/backends/modal/test_image_determinism.py checks it)
+PACKAGE_LAYOUT = {
+    "configs": "configs",
+    "recipes": "examples/recipes",
+    "environments/gsm8k": "environments/gsm8k/gsm8k",
+    "environments/reverse_text": "environments/reverse_text/reverse_text",
+    "environments/continuation_quality": "environments/continuation_quality/continuation_quality",
+    "environments/wordle": "environments/wordle/wordle",
+    "environments/math_python": "environments/math_python/math_python",
+}
 USER_DIRS = ("environments", "examples", "configs")
 # git: environments that depend on git URLs; ninja-build: DeepSpeed compiles its ops with it
 APT_PACKAGES = ("git", "ninja-build")
@@ -61,6 +82,8 @@ class ImageSpec:
     env: Mapping[str, str]
     code: tuple[tuple[str, str], ...]  # (local path, path in the container): added at start
     workdir: str
+    # where the vft package's files come from: "checkout" (its working files) or "installed"
+    source: str = "installed"
 
     def steps(self) -> list[str]:
         """The install steps in build order, as `vft plan` shows them."""
@@ -70,9 +93,28 @@ class ImageSpec:
             steps.append(f"uv pip (backend.modal.pip): {', '.join(self.pip)}")
         if self.installs:
             steps.append(f"environment.install: {', '.join(item for item, _, _ in self.installs)}")
-        names = [Path(src).name + ("/" if Path(src).is_dir() else "") for src, _ in self.code]
-        steps.append(f"code, added at start (editing it never rebuilds): {' '.join(names)}")
+        steps.append(f"code, added at start (editing it never rebuilds): {self.code_text()}")
         return steps
+
+    def code_text(self) -> str:
+        """The code as container paths (never this machine's) and where vft's files come from."""
+        origin = (
+            "the checkout's working files" if self.source == "checkout" else "the installed package"
+        )
+        package = (
+            f"vft/ in the wheel's layout (with its configs, recipes, environments) from {origin}"
+        )
+        others = [_shown(src, dst) for src, dst in self.code if not _in_package(dst)]
+        return "; ".join([package, *others])
+
+
+def _in_package(remote: str) -> bool:
+    return remote == REMOTE_PACKAGE or remote.startswith(REMOTE_PACKAGE + "/")
+
+
+def _shown(local: str, remote: str) -> str:
+    """A container path as the plan shows it: from the working folder, as the recipe wrote it."""
+    return posixpath.relpath(remote, REMOTE_WORK) + ("/" if Path(local).is_dir() else "")
 
 
 @dataclass(frozen=True)
@@ -127,15 +169,32 @@ def plan_in_container(plan: Plan, spec: FunctionSpec) -> Plan:
     return replace(plan, run=replace(plan.run, workdir=spec.image.workdir))
 
 
+def package_code(root: Path) -> list[tuple[str, str]]:
+    """(local folder, container folder) for the vft package in the wheel's layout.
+
+    The same container folders, in the same order, from a checkout (the nested packages
+    beside vft/, where pyproject's package-dir maps them) and from an installed vft (already
+    nested): `image.py` leaves them out of the vft/ folder itself, so no file is sent twice.
+    """
+    checkout = is_checkout(root)
+    code = [(str(root / "vft"), REMOTE_PACKAGE)]
+    for nested, folder in PACKAGE_LAYOUT.items():
+        local = root / folder if checkout else root / "vft" / nested
+        code.append((str(local), f"{REMOTE_PACKAGE}/{nested}"))
+    return code
+
+
+def is_checkout(root: Path) -> bool:
+    """A source checkout (pyproject beside vft/), as an editable install runs from."""
+    return (root / "pyproject.toml").is_file() and (root / PACKAGE_LAYOUT["configs"]).is_dir()
+
+
 def image_spec(plan: Plan, root: Path, work: Path) -> ImageSpec:
     opts = plan.backend_options
-    code = [(str(root / d), f"{REMOTE_ROOT}/{d}") for d in CODE_DIRS if (root / d).is_dir()]
-    if (root / "pyproject.toml").is_file():
-        code.append((str(root / "pyproject.toml"), f"{REMOTE_ROOT}/pyproject.toml"))
-    workdir = REMOTE_ROOT
-    if work != root:
-        workdir = REMOTE_WORK
-        code += [(str(work / d), f"{REMOTE_WORK}/{d}") for d in USER_DIRS if (work / d).is_dir()]
+    code = package_code(root)
+    # always the recipe's folder, wherever vft is installed (beside it or not)
+    workdir = REMOTE_WORK
+    code += [(str(work / d), f"{REMOTE_WORK}/{d}") for d in USER_DIRS if (work / d).is_dir()]
     script = remote_script(plan, workdir)
     local = work / (plan.trainer.script or "")
     # sent alone, unless a folder that is sent holds it
@@ -152,9 +211,10 @@ def image_spec(plan: Plan, root: Path, work: Path) -> ImageSpec:
         requirements=tuple(requirements(root)),
         pip=tuple(opts.get("pip", ())),
         installs=tuple(installs),
-        env=dict(IMAGE_ENV),
+        env=dict(sorted(IMAGE_ENV.items())),
         code=tuple(code),
         workdir=workdir,
+        source="checkout" if is_checkout(root) else "installed",
     )
 
 
@@ -174,28 +234,103 @@ def remote_script(plan: Plan, workdir: str) -> str | None:
 
 
 def requirements(root: Path) -> list[str]:
-    """vft's dependencies with the train and inference extras, as its pyproject pins them.
+    """vft's dependencies with the train and inference extras, as its pyproject pins them,
+    in one canonical text whichever source they are read from.
 
     The pyproject is the one source of truth: changing a pin there changes this list and
-    so rebuilds the dependency layer; nothing else does.
+    so rebuilds the dependency layer; nothing else does (not the install mode: a wheel's
+    metadata spells the same pins `verifiers<0.4,>=0.3.1`, and both become that).
     """
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
-        project = tomllib.loads(pyproject.read_text())["project"]
-        extras = project.get("optional-dependencies", {})
-        found = [*project.get("dependencies", [])]
-        for extra in EXTRAS:
-            found += extras.get(extra, [])
+        found = pyproject_requirements(pyproject.read_text(encoding="utf-8"))
     else:  # vft installed from a wheel: its metadata carries the same pins
-        from importlib import metadata
+        found = metadata_requirements(installed_requires(root))
+    return canonical_requirements(found)
 
-        found = []
-        for req in metadata.requires("vft") or []:
-            spec, _, marker = req.partition(";")
-            m = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
-            if not marker.strip() or (m and m.group(1) in EXTRAS):
-                found.append(spec.strip())
-    return list(dict.fromkeys(r.strip() for r in found))
+
+def pyproject_requirements(text: str) -> list[str]:
+    """The dependencies and EXTRAS' dependencies a pyproject.toml's text lists."""
+    project = tomllib.loads(text)["project"]
+    extras = project.get("optional-dependencies", {})
+    found = [*project.get("dependencies", [])]
+    for extra in EXTRAS:
+        found += extras.get(extra, [])
+    return found
+
+
+def installed_requires(root: Path) -> list[str]:
+    """Requires-Dist of the vft installed in `root` (site-packages), else of the vft in use."""
+    from importlib import metadata
+
+    for dist in metadata.distributions(name="vft", path=[str(root)]):
+        return list(dist.requires or [])
+    return list(metadata.requires("vft") or [])
+
+
+def metadata_requirements(requires: list[str]) -> list[str]:
+    """The Requires-Dist lines for no extra or one of EXTRAS, with the extra dropped."""
+    found = []
+    for req in requires:
+        spec, _, marker = req.partition(";")
+        extra = _EXTRA_CLAUSE.search(marker)
+        if extra and extra.group(1) not in EXTRAS:
+            continue
+        rest = _EXTRA_CLAUSE.sub("", marker).strip() if extra else marker.strip()
+        found.append(f"{spec.strip()}; {rest}" if rest else spec.strip())
+    return found
+
+
+# `extra == "train"`, alone or joined by `and` to the requirement's own marker
+_EXTRA_CLAUSE = re.compile(r"(?:\s+and\s+)?\bextra\s*==\s*['\"]([^'\"]+)['\"](?:\s+and\s+)?")
+_REQUIREMENT = re.compile(
+    r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[(?P<extras>[^\]]*)\])?"
+    r"\s*(?P<rest>[^;]*?)\s*(?:;\s*(?P<marker>.*?))?\s*$"
+)
+_MARKER_TOKEN = re.compile(r"""'[^']*'|"[^"]*"|[<>=!~]=?=?|[()]|[^\s()<>=!~'"]+""")
+
+
+def canonical_requirements(found: list[str]) -> list[str]:
+    """Each requirement in canonical text, sorted by name, each once."""
+    reqs = {canonical_requirement(r) for r in found if r.strip()}
+    return sorted(reqs, key=lambda r: (re.split(r"[^a-z0-9.-]", r, maxsplit=1)[0], r))
+
+
+def canonical_requirement(text: str) -> str:
+    """One requirement as packaging prints it, without needing packaging: the name in its
+    PEP 503 form, extras sorted, specifiers without spaces and sorted (`<0.4,>=0.3.1`),
+    markers with single spaces and double quotes."""
+    m = _REQUIREMENT.match(text)
+    if m is None or m.group("rest").startswith("@"):
+        return text.strip()  # a direct URL: kept as written
+    name = canonical_name(m.group("name"))
+    extras = sorted({canonical_name(e) for e in (m.group("extras") or "").split(",") if e.strip()})
+    specs = sorted(re.sub(r"\s+", "", s) for s in m.group("rest").split(",") if s.strip())
+    out = name + (f"[{','.join(extras)}]" if extras else "") + ",".join(specs)
+    if m.group("marker"):
+        out += "; " + canonical_marker(m.group("marker"))
+    return out
+
+
+def canonical_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
+def canonical_marker(marker: str) -> str:
+    tokens = ['"' + t[1:-1] + '"' if t[:1] in "'\"" else t for t in _MARKER_TOKEN.findall(marker)]
+    text = re.sub(r"\( | \)", lambda m: m.group(0).strip(), " ".join(tokens))
+    while text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
+        text = text[1:-1]  # metadata wraps a marker joined to its extra in parentheses
+    return text
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def _size(plan: Plan, opts: Mapping[str, Any]) -> tuple[float, int]:
