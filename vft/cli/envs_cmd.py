@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,7 +15,15 @@ import click
 from vft.train.cpu_stack import WHEEL_TRAIN
 
 #: args `vft envs` describes a built-in with, so that listing never downloads a dataset
+#: (its row marks the eval split it shows: the shipped rows, not a recipe's default data)
 LISTING_ARGS: dict[str, dict[str, Any]] = {"gsm8k": {"dataset": "fixture"}}
+#: what users read for `api`: verifiers' classic API is "legacy" inside vft only
+API_WORDS = {"legacy": "classic"}
+TOOLS_LEGEND = (
+    "tool calls: tools the model calls through the chat API (the inference server needs a "
+    "tool-call parser); a tool the environment reads from the reply's text (a ```python "
+    "block) is not counted"
+)
 DESCRIBE_TIMEOUT_S = 180.0
 NO_VERIFIERS = (
     "verifiers is not installed here: environments are listed without their API "
@@ -28,21 +39,61 @@ def verifiers_installed() -> bool:
     return installed().version("verifiers") is not None
 
 
+def _cache_file(env_id: str) -> Path:
+    """Where `vft plan` keeps this environment's facts for the listing's args (same key:
+    its files, args, verifiers and vft versions), so either command fills it for both."""
+    from vft.launch import _facts_cache, _facts_key
+
+    return _facts_cache() / f"{_facts_key(env_id, LISTING_ARGS.get(env_id, {}), ())}.json"
+
+
+def _cached(path: Path) -> dict[str, Any] | None:
+    """The facts in `path` (None: none, unreadable, or a note/absence `vft plan` kept)."""
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "id" in data and "note" not in data:
+            return data
+    return None
+
+
+def _keep(path: Path, facts: dict[str, Any]) -> None:
+    """Write `facts` as `vft plan` writes them (EnvironmentFacts.to_dict), atomically."""
+    from vft.core.planning.environment_facts import EnvironmentFacts
+
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        record = EnvironmentFacts.from_dict(facts).to_dict()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record, default=str))
+        os.replace(tmp, path)
+
+
 def describe_all(ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Facts per id from one `python -m vft.train.envs.describe` subprocess (verifiers is
-    imported there, once); {} when it cannot run (no trainer stack installed here)."""
+    """Facts per id: from `vft plan`'s per-environment cache, else from one
+    `python -m vft.train.envs.describe` subprocess for the rest (verifiers is imported
+    there, once; describing takes seconds); {} when it cannot run (no trainer stack)."""
+    files = {env_id: _cache_file(env_id) for env_id in ids}
+    out: dict[str, dict[str, Any]] = {}
+    for env_id, path in files.items():
+        hit = _cached(path)
+        if hit is not None:
+            out[env_id] = hit
+    fresh = _describe([env_id for env_id in ids if env_id not in out])
+    for env_id, facts in fresh.items():
+        if "error" not in facts and env_id in files:
+            _keep(files[env_id], facts)
+            facts = _cached(files[env_id]) or facts
+        out[env_id] = facts
+    return {env_id: out[env_id] for env_id in ids if env_id in out}
+
+
+def _describe(ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Facts per id from one describe subprocess; {} when it cannot run."""
     if not ids:
         return {}
-    argv = [
-        sys.executable,
-        "-m",
-        "vft.train.envs.describe",
-        *ids,
-        "--args",
-        json.dumps(LISTING_ARGS),
-    ]
-    if len(ids) == 1:
-        argv += ["__none__"]  # keep the list form
+    listed = [*ids, "__none__"] if len(ids) == 1 else ids  # two ids or more: the list form
+    argv = [sys.executable, "-m", "vft.train.envs.describe", *listed]
+    argv += ["--args", json.dumps(LISTING_ARGS)]
     try:
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=DESCRIBE_TIMEOUT_S, check=False
@@ -63,12 +114,57 @@ def _row(facts: dict[str, Any] | None) -> dict[str, str]:
     if "error" in facts:
         return {"api": "error", "turns": "-", "tools": "-", "eval split": "-"}
     ev = facts.get("eval_split") or {}
+    api = str(facts.get("api"))
+    split = str(ev.get("size")) if ev.get("present") else "no"
     return {
-        "api": str(facts.get("api")),
+        "api": API_WORDS.get(api, api),
         "turns": "multi" if facts.get("multi_turn") else "single",
         "tools": _yes(facts.get("uses_tools")),
-        "eval split": str(ev.get("size")) if ev.get("present") else "no",
+        "eval split": f"{split}*" if facts.get("id") in LISTING_ARGS else split,
     }
+
+
+def listing_note(env_id: str) -> str:
+    """Why a row's eval split (marked *) is not what `vft plan` loads by default."""
+    args = json.dumps(LISTING_ARGS[env_id])
+    return (
+        f"* {env_id}: listed with environment.args = {args} (rows it ships, so listing "
+        "downloads nothing); a recipe without them loads its default data (vft plan shows it)"
+    )
+
+
+def table_of(envs: list[Any], facts: dict[str, dict[str, Any]], describe: bool, width: int) -> Any:
+    """The listing as a rich Table for a terminal `width` columns wide: the id (what users
+    copy into a recipe) is never cut or wrapped; when the table does not fit, the other
+    columns' headers wrap between words (their cells are single words)."""
+    from rich.table import Table
+
+    cols = ["source", "version"]
+    if describe:
+        cols += ["api", "turns", "tool calls", "eval split"]
+    rows = []
+    for e in envs:
+        cells = [e.id, e.source, e.version or "-"]
+        if describe:
+            r = _row(facts.get(e.id))
+            cells += [r["api"], r["turns"], r["tools"], r["eval split"]]
+        rows.append(cells)
+    table = Table(expand=False)
+    id_width = max((len(e.id) for e in envs), default=2)
+    table.add_column("id", no_wrap=True, min_width=id_width)
+    cells_of = [[row[i] for row in rows] for i in range(1, len(cols) + 1)]
+    natural = [max(map(len, [col, *cells])) for col, cells in zip(cols, cells_of, strict=True)]
+    tight = [
+        max(len(w) for text in [col, *cells] for w in text.split())
+        for col, cells in zip(cols, cells_of, strict=True)
+    ]
+    frame = 3 * (len(cols) + 1) + 1  # borders and one space each side of every cell
+    fits = id_width + sum(natural) + frame <= width
+    for col, w in zip(cols, natural if fits else tight, strict=True):
+        table.add_column(col, width=w)
+    for cells in rows:
+        table.add_row(*cells)
+    return table
 
 
 @click.command("envs")
@@ -77,7 +173,7 @@ def _row(facts: dict[str, Any] | None) -> dict[str, str]:
 @click.option(
     "--describe/--no-describe",
     default=True,
-    help="Load each environment (in a subprocess) to show its API, turns, tools and eval split.",
+    help="Load each environment (in a subprocess, or from the facts cache) to show its API, turns, tool calls and eval split.",
 )
 def envs_command(as_json: bool, show_all: bool, describe: bool) -> None:
     """List Verifiers environments (the ids `environment.id` accepts): built in, installed."""
@@ -103,25 +199,20 @@ def envs_command(as_json: bool, show_all: bool, describe: bool) -> None:
             f = facts.get(e.id)
             if f is not None:
                 d["facts"] = f
+                if e.id in LISTING_ARGS:
+                    d["described_with_args"] = LISTING_ARGS[e.id]
             out.append(d)
         click.echo(json.dumps(out, indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    cols = ["id", "source", "version"]
-    if describe:
-        cols += ["api", "turns", "tools", "eval split"]
-    table = Table(expand=False)
-    for col in cols:
-        table.add_column(col)
-    for e in envs:
-        cells = [e.id, e.source, e.version or "-"]
-        if describe:
-            r = _row(facts.get(e.id))
-            cells += [r["api"], r["turns"], r["tools"], r["eval split"]]
-        table.add_row(*cells)
-    Console().print(table)
+    console = Console()
+    console.print(table_of(envs, facts, describe, console.width))
+    if describe and facts:
+        for e in envs:
+            if e.id in LISTING_ARGS and "error" not in facts.get(e.id, {"error": ""}):
+                console.print(listing_note(e.id), markup=False, highlight=False)
+        console.print(TOOLS_LEGEND, markup=False, highlight=False)
     errors = [f["error"] for f in facts.values() if "error" in f]
     for line in errors:
         click.echo(f"  {line}", err=True)

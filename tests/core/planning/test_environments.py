@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -377,8 +378,56 @@ def test_describe_environment_reads_facts_from_a_subprocess(tmp_path):
     assert f is not None and f.multi_turn and f.needs_server and f.api == "legacy"
     assert [r.name for r in f.rewards] == ["solved", "efficiency"]
     assert describe_environment("no_such_env_xyz") is None
-    with pytest.raises(PlanError, match=r"TypeError: load_environment\(\) got an unexpected"):
+    with pytest.raises(PlanError) as bad:
         describe_environment("vfx_guess", {"nope": 1}, install=[str(PACKAGES / "vfx_guess")])
+    assert bad.value.message == (
+        "environment.args: 'vfx_guess' does not accept 'nope' (accepted: num_examples, max_turns)"
+    )
+
+
+def test_vft_plan_names_an_argument_the_environment_does_not_take(tmp_path):
+    """The user's own command: one line naming environment.args, exit 2, no TypeError."""
+    recipe_file = ROOT / "examples" / "recipes" / "gsm8k.toml"
+    pytest.importorskip("verifiers")
+    done = subprocess.run(
+        [sys.executable, "-m", "vft", "plan", str(recipe_file), "--set", "environment.args.foo=1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)},
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "vft: error: environment.args: 'gsm8k' does not accept 'foo' (accepted: dataset, "
+        "split, eval_split, num_examples, num_eval_examples, system_prompt)"
+    ]
+
+
+@pytest.mark.parametrize("user_offline", [False, True])
+def test_an_unreachable_hub_is_named_plainly_in_the_plan_note(tmp_path, monkeypatch, user_offline):
+    """vft sets HF_HUB_OFFLINE itself when the Hub's host does not resolve: the note must
+    say the Hub cannot be reached, not echo the Hub client's offline-mode error."""
+    pytest.importorskip("verifiers")
+    from vft import launch
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # nothing of gsm8k's data cached
+    monkeypatch.setenv("HF_ENDPOINT", "https://no-such-host.invalid")
+    if user_offline:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    facts, note = launch.environment_facts(recipe({"id": "gsm8k"}))
+    reason = (
+        "which HF_HUB_OFFLINE (set here) keeps it from reaching"
+        if user_offline
+        else "which this machine cannot reach"
+    )
+    assert facts is None
+    assert note == (
+        "environment 'gsm8k' could not be loaded here: its data is on the Hugging Face Hub, "
+        f"{reason}; what it needs (turns, tools, rewards) is checked when the run loads it"
+    )
 
 
 @pytest.mark.slow

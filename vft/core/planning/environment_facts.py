@@ -166,14 +166,24 @@ def environment_problems(
             "unset trainer.eval_steps"
         )
     if args and facts.accepted_args is not None:
-        unknown = sorted(set(args) - set(facts.accepted_args))
-        if unknown:
-            accepted = ", ".join(facts.accepted_args) or "none"
-            p.append(
-                f"environment.args: {name!r} does not accept {', '.join(map(repr, unknown))} "
-                f"(accepted: {accepted})"
-            )
+        line = unaccepted_args(name, args, facts.accepted_args)
+        if line:
+            p.append(line)
     return p
+
+
+def unaccepted_args(env_id: str, args: Mapping[str, Any], accepted: Sequence[str]) -> str | None:
+    """The one line for `environment.args` keys the environment does not take, or None.
+
+    Shared by the planner (from cached facts) and the describe subprocess (checked against
+    `load_environment`'s signature before calling it), so both say it the same way."""
+    unknown = sorted(set(args) - set(accepted))
+    if not unknown:
+        return None
+    return (
+        f"environment.args: {env_id!r} does not accept {', '.join(map(repr, unknown))} "
+        f"(accepted: {', '.join(accepted) or 'none'})"
+    )
 
 
 DESCRIBE_TIMEOUT_S = 300.0
@@ -254,6 +264,8 @@ def describe_environment(
     last = lines[-1] if lines else f"exit code {done.returncode}"
     if done.returncode == 2 and "is not installed" in last:
         return None
+    if done.returncode == 2 and last.startswith("environment.args: "):
+        raise PlanError(last)  # describe checked the arguments before loading
     if "No module named 'verifiers'" in done.stderr:
         return None  # the trainer's stack is not installed here (e.g. a remote-only run)
     raise PlanError(f"environment.id: {last}")

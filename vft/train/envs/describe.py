@@ -15,12 +15,15 @@ JSON object on stdout:
 with `vft.core.planning.environment_facts.EnvironmentFacts.from_dict`.
 
 Exit codes: 0 facts printed; 1 the environment's code raised (one line on stderr:
-`environment ENV_ID: <Type>: <message> (at <file>:<line>)`); 2 not found or bad usage.
+`environment ENV_ID: <Type>: <message> (at <file>:<line>)`); 2 not found, bad usage, or
+arguments `load_environment()` does not take (one line on stderr: `environment.args: 'ID'
+does not accept 'x' (accepted: a, b)`, checked against its signature before calling it).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import os
@@ -28,12 +31,44 @@ import sys
 from typing import Any
 
 
+class UnacceptedArgs(ValueError):
+    """`environment.args` names a key the environment's `load_environment()` does not take."""
+
+
+def check_args(env_id: str, args: dict[str, Any]) -> None:
+    """Raise UnacceptedArgs (its message the planner's one line) for a key a classic
+    environment's `load_environment()` would reject with a TypeError from its own frame;
+    a `**kwargs` signature takes anything, and a v1 taskset checks its own config."""
+    if not args:
+        return
+    from vft.core.planning.environment_facts import unaccepted_args
+    from vft.train import envs
+
+    module = envs.find_module(env_id)
+    load = getattr(module, "load_environment", None)
+    try:
+        if envs.detect(module) != "legacy" or load is None:
+            return
+        params = inspect.signature(load).parameters.values()
+    except (TypeError, ValueError):  # not an environment, or no signature: load says why
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    by_name = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    accepted = [p.name for p in params if p.kind in by_name]
+    line = unaccepted_args(env_id, args, accepted)
+    if line:
+        raise UnacceptedArgs(line)
+
+
 def describe(env_id: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The facts of `env_id` loaded with `args` (raises what `vft.train.envs.load` raises)."""
+    """The facts of `env_id` loaded with `args` (raises UnacceptedArgs, or what
+    `vft.train.envs.load` raises)."""
     import asyncio
 
     from vft.train import envs
 
+    check_args(env_id, args or {})
     adapter = envs.load(env_id, args or {})
     try:
         return adapter.facts()
@@ -50,6 +85,8 @@ def describe_many(env_ids: list[str], args: dict[str, dict[str, Any]]) -> list[d
     for env_id in env_ids:
         try:
             out.append(describe(env_id, args.get(env_id) or {}))
+        except UnacceptedArgs as exc:
+            out.append({"id": env_id, "error": str(exc)})
         except Exception as exc:
             err = envs.find_environment_error(exc)
             line = err.line() if err else f"environment {env_id}: {type(exc).__name__}: {exc}"
@@ -94,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         facts = describe(ns.env_id, args)
     except envs.EnvironmentNotFound as exc:
         print(f"environment {ns.env_id}: {exc}", file=sys.stderr)
+        return 2
+    except UnacceptedArgs as exc:
+        print(exc, file=sys.stderr, flush=True)
         return 2
     except Exception as exc:
         err = envs.find_environment_error(exc)
