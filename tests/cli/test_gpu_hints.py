@@ -71,7 +71,7 @@ def test_init_without_gpus_prints_modal_and_the_cpu_smoke_run(tmp_path):
         "wrote recipe.toml, sized for 2 x A100-80GB; this machine has no NVIDIA GPU "
         "(nvidia-smi not found on PATH). Next:",
         "  vft plan recipe.toml -b modal   # the same recipe on Modal's GPUs",
-        "  vft run                         # the CPU smoke run: a tiny model, ~2 min",
+        "  vft run                         # the CPU smoke run: a tiny model, ~30 s",
     ]
     assert (tmp_path / "recipe.toml").is_file()
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "examples" / "recipes" / "smoke.toml"
 MARGIN = 0.2
 
-# ~2 min on 2 idle cores; several times that when the cores are shared (pyproject: 600 s)
+# ~30 s on 2 idle cores; several times that when the cores are shared (pyproject: 600 s)
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 

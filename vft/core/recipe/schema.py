@@ -346,6 +346,30 @@ def _shipped(p: Path) -> str | None:
     return f"vft ships the example {name!r}: name it alone ({name!r}) to use vft's copy, {path}"
 
 
+def _did_you_mean(p: Path) -> str | None:
+    """`did you mean 'gsm8k'?` for a recipe that does not exist: a typo of a .toml beside
+    where it was looked for, or (for a bare name) of one of vft's examples, which the bare
+    name alone runs."""
+    import difflib
+
+    from vft.core import resources
+
+    stem = p.name.removesuffix(".toml")
+    try:  # the folder may not exist, or not be readable: then only the examples
+        here = {f.stem: str(f) for f in p.parent.glob("*.toml") if f.is_file()}
+    except OSError:
+        here = {}
+    close = difflib.get_close_matches(stem, list(here), n=1)
+    if close:
+        return f"did you mean {checks.show(here[close[0]])}?"
+    close = difflib.get_close_matches(stem, resources.recipe_names(), n=1)
+    if not close or (p.parent != Path(".") and p.parent.is_dir()):
+        return None
+    if _example(Path(close[0])) is None:  # it names files of its own: only its path works
+        return f"did you mean vft's example {close[0]!r}? {resources.recipe_file(close[0])}"
+    return f"did you mean {close[0]!r}, one of vft's example recipes?"
+
+
 def _read_recipe(p: Path) -> str:
     """The recipe's text; a missing, odd or huge file is one line, not an OSError."""
     where = checks.show(str(p))
@@ -353,7 +377,8 @@ def _read_recipe(p: Path) -> str:
         if p.is_dir():
             raise RecipeError("", f"{where} is a folder; give the recipe's .toml file")
         if not p.is_file():
-            raise RecipeError("", f"recipe file {where} does not exist", hint=_shipped(p))
+            hint = _shipped(p) or _did_you_mean(p)
+            raise RecipeError("", f"recipe file {where} does not exist", hint=hint)
         size = p.stat().st_size
         if size > checks.MAX_RECIPE_BYTES:
             raise RecipeError(
