@@ -228,7 +228,7 @@ def test_without_modal_a_run_is_refused_with_the_install_line_and_plan_still_wor
     planned = without_modal(tmp_path, "plan", SMOKE, "-b", "modal")
     assert planned.returncode == 0, planned.stderr
     dry = without_modal(tmp_path, "run", SMOKE, "-b", "modal", "--dry-run")
-    assert dry.returncode == 0, dry.stderr
+    assert dry.returncode == 2, dry.stderr
     assert "vft: a real run would stop here: --backend: a run on 'modal' needs modal" in dry.stderr
 
 

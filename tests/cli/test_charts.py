@@ -23,7 +23,7 @@ def test_a_rising_line_goes_from_bottom_left_to_top_right():
     rows = [dots(line) for line in lines[1:5]]
     assert rows[0][-1] != "\u2800" and rows[0][0] == "\u2800"  # top row: only the right end
     assert rows[3][0] != "\u2800" and rows[3][-1] == "\u2800"  # bottom row: only the left end
-    assert lines[1].plain.startswith("1.000 ┤") and lines[4].plain.startswith("0 ┤".rjust(7))
+    assert lines[1].plain.startswith("1.00 ┤") and lines[4].plain.startswith("0.00 ┤")
     assert lines[5].plain.split() == ["step", "1", "10"]
 
 

@@ -157,3 +157,23 @@ def test_table_shrinks_the_widest_column_to_fit() -> None:
     assert lines[0].startswith("k  │ value")
     cells = " ".join(line.split("│")[1].strip() for line in lines[2:])
     assert cells.split() == [*rows[0][1].split(), "x"]
+
+
+@pytest.mark.parametrize("example", ["smoke-server", "gsm8k"])
+def test_header_breaks_between_phrases(example: str) -> None:
+    """The summary's lines break between its comma-separated phrases, never inside one."""
+    plan, rows = _plan(recipe_file(example), "local")
+    lines = plan_lines(plan, rows, 80)
+    header = lines[: lines.index("")]
+    assert len(header) > 1  # long enough to wrap at 80 columns
+    assert all(line.endswith(",") for line in header[:-1])
+    assert "trainer 1 process(es)" in " ".join(line.strip() for line in header)
+
+
+def test_memory_is_said_once_in_the_table() -> None:
+    """The table gives each process's memory and the GPU's size; no line repeats them."""
+    plan, rows = _plan(recipe_file("gsm8k"), "local")
+    lines = plan_lines(plan, rows, 80)
+    assert lines[lines.index("") + 1].split("│")[-1].strip() == "memory/GPU (of 80 GiB)"
+    assert not any(line.startswith("memory/GPU:") for line in lines)
+    assert sum("13.2 GiB" in line for line in lines) == 1

@@ -71,9 +71,10 @@ def test_gpu_plan_is_refused_on_a_machine_without_gpus(tmp_path):
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has a GPU driver")
 def test_a_dry_run_works_without_gpus_and_says_what_a_real_run_would_refuse(tmp_path):
     """--dry-run starts nothing, so it needs no GPU: it plans, writes the attempt, shows
-    the plan and reports the preflight's refusal as a line, exit 0."""
+    the plan and reports the preflight's refusal as a line, with the refusal's exit code
+    (2), so that a script checking a recipe with --dry-run learns it would fail here."""
     dry = run_vft("run", SMOKE, "--set", GPU, "--dry-run", cwd=tmp_path)
-    assert dry.returncode == 0, dry.stderr
+    assert dry.returncode == 2, dry.stderr
     assert "Traceback" not in dry.stderr and "accelerate launch" in dry.stdout
     assert (
         "vft: a real run would stop here: resources.gpus: the plan needs 2 x A100-80GB but this "
@@ -160,7 +161,7 @@ def test_gpu_preflight_against_a_fake_nvidia_smi(tmp_path, gpus, apps, visible, 
     assert expect in error_line(refused.stderr)
     assert not (tmp_path / "outputs").exists()  # refused before the attempt folder
     dry = run_vft("run", SMOKE, "--set", GPU, "--dry-run", cwd=tmp_path, env=env)
-    assert dry.returncode == 0, dry.stderr
+    assert dry.returncode == 2, dry.stderr  # the refusal's code, after showing the plan
     stop = [x for x in dry.stderr.splitlines() if x.startswith("vft: a real run would stop")]
     assert len(stop) == 1 and expect in stop[0], dry.stderr
 

@@ -271,7 +271,7 @@ def test_plot_in_the_terminal_overlays_runs_for_reward_components_loss_and_kl(tm
 def test_plot_one_metric_and_an_unknown_metric_lists_the_available_ones(tmp_path):
     two_runs(tmp_path)
     got = run_vft("plot", "a", "-m", "tokens_per_s", "--height", "3", "--output-dir", tmp_path)
-    assert got.returncode == 0 and got.stdout.startswith("tokens_per_s  (last value: a 812)")
+    assert got.returncode == 0 and got.stdout.startswith("tokens_per_s  (last value: 812)")
     bad = run_vft("plot", "a", "-m", "reward,rewrd", "--output-dir", tmp_path)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip() == (
@@ -308,7 +308,7 @@ def test_without_matplotlib_the_terminal_plot_works_and_a_file_is_one_line(tmp_p
     block = "import sys; sys.modules['matplotlib'] = None; from vft.cli import main; main()"
     argv = [sys.executable, "-c", block, "plot", "a", "--output-dir", str(tmp_path)]
     shown = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    assert shown.returncode == 0 and "reward  (last value: a 0.8)" in shown.stdout
+    assert shown.returncode == 0 and "reward  (last value: 0.8)" in shown.stdout
     wrote = subprocess.run(
         [*argv, "-o", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=60
     )

@@ -71,6 +71,21 @@ def test_dry_run_plans_every_point_in_one_table_and_starts_nothing(tmp_path, mon
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has a GPU driver")
+def test_a_dry_run_that_a_real_sweep_would_refuse_here_exits_2(tmp_path, monkeypatch):
+    """As `vft run --dry-run`: the table and the refusal are shown, nothing starts, and the
+    exit code says that the sweep would not start on this machine (no GPU here)."""
+    monkeypatch.chdir(tmp_path)
+    shown = invoke("sweep", SMOKE, *GRID, "--set", "resources.gpus=A100-80GB:2", "--dry-run")
+    assert shown.exit_code == 2, shown.stderr
+    assert (
+        "vft: a real sweep would stop here: sweep point smoke-lr0.001-beta0: resources.gpus: it"
+        in shown.stderr
+    )
+    assert shown.stderr.splitlines()[-1] == "vft: dry run: nothing started"
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_cloud_points_show_their_cost_and_the_total_at_max_parallel(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "200")

@@ -70,7 +70,7 @@ def braille_chart(
                 px, py = round(ax + (bx - ax) * i / n), round(ay + (by - ay) * i / n)
                 dots[py // 4][px // 2] |= _DOTS[px % 2][py % 4]
                 owner[py // 4][px // 2] = index
-    labels = [_num(y_hi), _num(y_lo)]
+    labels = list(axis_labels(y_hi, y_lo))
     pad = max(len(label) for label in labels)
     for r in range(height):
         label = labels[0] if r == 0 else labels[1] if r == height - 1 else ""
@@ -95,11 +95,11 @@ def legend(names: Sequence[str]) -> Text:
     return text
 
 
-def _num(value: float) -> str:
-    if value == 0:
-        return "0"
-    magnitude = abs(value)
+def axis_labels(high: float, low: float) -> tuple[str, str]:
+    """The y axis's two ends at one precision, enough to tell them apart (`1.000`/`0.100`)."""
+    magnitude = max(abs(high), abs(low))
     if magnitude >= 1e4 or magnitude < 1e-3:
-        return f"{value:.2e}"
-    digits = max(0, 3 - math.floor(math.log10(magnitude)))
-    return f"{value:.{digits}f}"
+        return f"{high:.2e}", f"{low:.2e}"
+    span = high - low if high > low else magnitude
+    digits = max(0, 2 - math.floor(math.log10(span)))
+    return f"{high:.{digits}f}", f"{low:.{digits}f}"

@@ -51,13 +51,13 @@ def show_plan(plan: Plan, extra_rows: list[tuple[str, str]]) -> None:
 
 def plan_lines(plan: Plan, extra_rows: list[tuple[str, str]], columns: int) -> list[str]:
     """The plan as lines of at most `columns` (a word longer than a line keeps its own):
-    the summary, the topology table, one section per process with its command, the
-    memory, one cost line, the backend's rows, the environment, setup, warnings.
+    the summary, the topology table (with each process's memory per GPU), one section per
+    process with its command, what the table cannot say of memory, one cost line, the backend's rows, the environment, setup, warnings.
 
     Every text is redacted before it is laid out: a wrapped line could split a secret
     over two lines, where no redaction of the printed text would find it."""
     hide = plan_redactor(plan).text
-    out = text.wrap(hide(_summary(plan)), columns, indent="  ")
+    out = text.phrases([hide(part) for part in _summary(plan)], columns, indent="  ")
     mem = plan.memory
     rows = [
         [
@@ -68,7 +68,8 @@ def plan_lines(plan: Plan, extra_rows: list[tuple[str, str]], columns: int) -> l
         ]
         for p in plan.processes
     ]
-    out += ["", *text.table(("process", "node", "devices", "memory/GPU"), rows, columns)]
+    headers = ("process", "node", "devices", _memory_header(mem))
+    out += ["", *text.table(headers, rows, columns)]
     for p in plan.processes:
         where = f"node {p.node}" + (f", GPU {','.join(map(str, p.devices))}" if p.devices else "")
         out += ["", f"{hide(p.name)} ({where}):"]
@@ -135,40 +136,46 @@ def cost_line(plan: Plan) -> str:
     return line + f"), ~${per_hour * cost.hours:.2f} for {cost.hours:g} h"
 
 
-def _summary(plan: Plan) -> str:
+def _summary(plan: Plan) -> list[str]:
+    """The header's phrases: a line of it breaks only between them."""
     where = "cpu" if plan.is_cpu else f"{plan.gpu_type}:{plan.gpus_per_node}"
     inf = plan.inference
     if inf.colocated:
-        generation = ", generation: vLLM colocated in the trainer"
+        generation = "generation: vLLM colocated in the trainer"
     elif inf.engine and inf.device == "cpu":
-        generation = f", inference: a {inf.engine} server on the CPU"
+        generation = f"inference: a {inf.engine} server on the CPU"
     elif inf.engine:
-        generation = f", inference dp={inf.data_parallel} tp={inf.tensor_parallel}"
+        generation = f"inference dp={inf.data_parallel} tp={inf.tensor_parallel}"
     else:
-        generation = ", generation in the trainer process"
-    sync = f", weight sync: {inf.weight_sync} after every step" if inf.weight_sync else ""
-    return (
-        f"{plan.name} on {plan.backend}: {where} x {plan.nodes} node(s){generation}, "
-        f"trainer {plan.trainer.num_processes} process(es), ZeRO-{plan.trainer.zero_stage}{sync}"
-    )
+        generation = "generation in the trainer process"
+    parts = [
+        f"{plan.name} on {plan.backend}: {where} x {plan.nodes} node(s)",
+        generation,
+        f"trainer {plan.trainer.num_processes} process(es)",
+        f"ZeRO-{plan.trainer.zero_stage}",
+    ]
+    if inf.weight_sync:
+        parts.append(f"weight sync: {inf.weight_sync} after every step")
+    return parts
+
+
+def _memory_header(mem: Mapping[str, Any]) -> str:
+    """The table's memory column, with the GPU's size when the plan knows it."""
+    gib = mem.get("gpu_gib")
+    return f"memory/GPU (of {gib:g} GiB)" if isinstance(gib, (int, float)) else "memory/GPU"
 
 
 def _memory_line(mem: Mapping[str, Any]) -> str | None:
-    if mem.get("colocated_vllm_gib_per_gpu") is not None:
-        vllm = mem["colocated_vllm_gib_per_gpu"]
-        return (
-            f"memory/GPU: trainer ~{round(mem['trainer_gib_per_gpu'] - vllm, 1)} GiB + colocated "
-            f"vLLM ~{vllm} GiB (gpu_memory_utilization {mem['vllm_gpu_memory_utilization']:g}: "
-            f"weights ~{mem['inference_weights_gib_per_gpu']} GiB + KV cache "
-            f"~{mem['inference_kv_cache_gib_per_gpu']} GiB), of {mem['gpu_gib']:g} GiB"
-        )
-    if mem.get("trainer_gib_per_gpu") is not None:
-        return (
-            f"memory/GPU: trainer ~{mem['trainer_gib_per_gpu']} GiB, inference weights "
-            f"~{mem['inference_weights_gib_per_gpu']} GiB + KV cache "
-            f"~{mem['inference_kv_cache_gib_per_gpu']} GiB, of {mem['gpu_gib']:g} GiB"
-        )
-    return None
+    """What the table does not show: a colocated vLLM's share of the trainer's GPUs."""
+    if mem.get("colocated_vllm_gib_per_gpu") is None:
+        return None
+    vllm = mem["colocated_vllm_gib_per_gpu"]
+    return (
+        f"memory/GPU: the trainer's ~{mem['trainer_gib_per_gpu']} GiB holds colocated vLLM "
+        f"~{vllm} GiB (gpu_memory_utilization {mem['vllm_gpu_memory_utilization']:g}: "
+        f"weights ~{mem['inference_weights_gib_per_gpu']} GiB + KV cache "
+        f"~{mem['inference_kv_cache_gib_per_gpu']} GiB)"
+    )
 
 
 def _memory_cell(mem: Mapping[str, Any], role: Role) -> str:
@@ -210,7 +217,7 @@ def init_command(path: str, force: bool) -> None:
                 f"wrote {path}, sized for {count or 1} x {kind}; this machine has "
                 f"{preflight.found_text(gpus, source)}. Next:",
                 f"  vft plan {path} -b modal   # the same recipe on Modal's GPUs",
-                "  vft run                         # the CPU smoke run: a tiny model, ~2 min",
+                "  vft run                         # the CPU smoke run: a tiny model, ~30 s",
             )
         )
     )

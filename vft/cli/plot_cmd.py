@@ -3,6 +3,7 @@ overlaid; in the terminal (braille charts), or as an image file with `-o`."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def plot_command(
     for attempt, impl in attempts:
         label = attempt.run_name
         if names.count(label) > 1 or label in loaded:
-            label = f"{attempt.run_name}/attempt-{attempt.number}"
+            label = f"{attempt.run_name} (attempt {attempt.number})"
         rows, why = metrics_rows(attempt, impl)
         if why:
             note(why)
@@ -90,6 +91,8 @@ def plot_command(
         raise UserError(f"--metric: unknown metric {unknown[0]!r} (available: {', '.join(have)})")
     chosen = wanted or default_curves(every)
     curves = {m: {label: series(rows, m) for label, rows in loaded.items()} for m in chosen}
+    if not wanted:
+        curves = {m: runs for m, runs in curves.items() if not _repeats_total(m, runs, curves)}
     if output is not None:
         from vft.cli.plot_png import write_image
 
@@ -110,7 +113,32 @@ def show_terminal(curves: dict[str, dict[str, Any]], labels: list[str], *, heigh
     if len(labels) > 1:
         console.print(legend(labels))
     for metric, runs in curves.items():
-        last = [f"{label} {pts[-1][1]:.4g}" for label, pts in runs.items() if pts]
-        title = f"{metric}  (last value: {', '.join(last)})" if last else metric
+        title = f"{metric}  ({last_values(runs)})" if any(runs.values()) else metric
         for line in braille_chart(title, runs, width=width, height=height):
             console.print(line, soft_wrap=True)
+
+
+def last_values(runs: dict[str, Any]) -> str:
+    """`last value: 0.98` for one run (no label to mistake for a number); with several,
+    each run's: `last value: smoke (attempt 1) 0.98, smoke (attempt 2) 0.5`."""
+    ends = {label: pts[-1][1] for label, pts in runs.items() if pts}
+    if len(runs) == 1:
+        return f"last value: {next(iter(ends.values())):.4g}"
+    return "last value: " + ", ".join(f"{label} {value:.4g}" for label, value in ends.items())
+
+
+def _repeats_total(metric: str, runs: dict[str, Any], curves: dict[str, Any]) -> bool:
+    """A reward component equal to the total at every step (a single reward function;
+    equal to float32 precision, as the trainer logs them):
+    its panel would draw the same curve twice."""
+    total = curves.get("reward")
+    if not metric.startswith("reward/") or total is None:
+        return False
+    return all(
+        len(pts) == len(total.get(label, ()))
+        and all(
+            x == tx and math.isclose(y, ty, rel_tol=1e-6, abs_tol=1e-9)
+            for (x, y), (tx, ty) in zip(pts, total[label], strict=True)
+        )
+        for label, pts in runs.items()
+    )

@@ -24,7 +24,10 @@ from vft.cli.run_common import note, output_dir_option, resolve_run, run_argumen
 @set_option
 @click.option("--detach", "-d", is_flag=True, help="Return at once; follow with `vft logs RUN -f`.")
 @click.option(
-    "--dry-run", is_flag=True, help="Write the run folder and show the plan; start nothing."
+    "--dry-run",
+    is_flag=True,
+    help="Write the run folder and show the plan; start nothing. Exits 2 where a real run "
+    "would be refused here (the refusal is shown).",
 )
 @click.option("--force", is_flag=True, help="Launch although the preflight found a problem.")
 @click.option(
@@ -76,7 +79,7 @@ def run_command(
     )
     plan, attempt, code = done.plan, done.attempt, done.exit_code
     if dry_run:
-        return
+        sys.exit(code)  # 0, or the refusal's code where a real run would stop
     out = plan.run.output_dir
     where = "" if out == "outputs" else f" --output-dir {out}"
     if detach:
@@ -88,6 +91,7 @@ def run_command(
             verdict = "stopped at its budget with a checkpoint (continue it with --set "
             verdict += "trainer.resume_from_checkpoint=latest)"
         note(f"run {plan.name} attempt-{attempt.number} {verdict}; files: {attempt.path}")
+        note(f"curves: vft plot {plan.name}{where}")
     sys.exit(code)  # not ctx.exit: click would return the code instead of exiting with it
 
 

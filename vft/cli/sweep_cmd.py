@@ -121,6 +121,8 @@ def sweep_command(
             _ = local_devices(planned) if backend == "local" else None
         except UserError as exc:
             note(f"a real sweep would stop here: {exc.line()}")
+            note("dry run: nothing started")
+            sys.exit(exc.exit_code)
         note("dry run: nothing started")
         return
     devices = local_devices(planned) if backend == "local" else None

@@ -41,6 +41,30 @@ def wrap(text: str, columns: int, indent: str = "", first: str = "") -> list[str
     return lines
 
 
+def phrases(parts: Sequence[str], columns: int, indent: str = "", sep: str = ", ") -> list[str]:
+    """`parts` joined by `sep`, a line breaking only between parts (never inside a phrase
+    such as "trainer 1 process(es)"); a part longer than a whole line is wrapped alone."""
+    lines: list[str] = []
+    line = ""
+    for k, part in enumerate(parts):
+        piece = part + (sep.rstrip() if k < len(parts) - 1 else "")
+        if not line:
+            start = indent if lines else ""
+        elif len(line) + 1 + len(piece) <= columns:
+            line += " " + piece
+            continue
+        else:
+            lines.append(line)
+            start = indent
+        if len(start) + len(piece) <= columns:
+            line = start + piece
+        else:  # longer than a line: its words wrap, the next part goes on after it
+            *done, line = wrap(piece, columns, indent=indent, first=start)
+            lines += done
+    lines.append(line)
+    return lines
+
+
 def _tokens(text: str, room: int) -> list[tuple[str, str]]:
     """(word, what joins it to the one before): words, and the '/'-parts of long words."""
     out: list[tuple[str, str]] = []
