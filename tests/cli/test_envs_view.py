@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.sites import SPAWNS
 from vft.cli.envs_cmd import LISTING_ARGS
 from vft.core.planning.environments import BUILTIN_ENVIRONMENTS
 
@@ -86,16 +87,6 @@ def test_a_second_listing_reads_the_facts_vft_plan_caches(cache, monkeypatch):
     )
     facts, note = launch.environment_facts(r)
     assert note is None and facts is not None and facts.train_size == 4242
-
-
-#: run vft with an audit hook that reports each subprocess it starts, one line on stderr
-SPAWNS = (
-    "import runpy, sys\n"
-    "sys.addaudithook(lambda event, args: event == 'subprocess.Popen'"
-    " and print('SPAWN', *args[1], file=sys.stderr))\n"
-    "sys.argv = ['vft', *sys.argv[1:]]\n"
-    "runpy.run_module('vft', run_name='__main__')\n"
-)
 
 
 def test_a_cached_listing_loads_no_environment(cache):

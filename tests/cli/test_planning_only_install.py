@@ -8,18 +8,17 @@ checkout (PYTHONPATH, as an editable install does) or as a copy outside it, like
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import json
 import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from tests.sites import SPAWNS, site_without
 from vft.cli.envs_cmd import NO_VERIFIERS
 from vft.train.cpu_stack import INSTALL_CPU
 
@@ -31,35 +30,10 @@ ABSENT = (
 )  # fmt: skip
 
 
-def _absent_entries() -> set[str]:
-    """The site-packages entries (modules, metadata folders) of the ABSENT distributions."""
-    names: set[str] = set()
-    for name in ABSENT:
-        try:
-            dist = md.distribution(name)
-        except md.PackageNotFoundError:
-            continue
-        for file in dist.files or ():
-            top = file.parts[0]
-            if top != "..":
-                names.add(top.removesuffix(".py") if top.endswith(".py") else top)
-    return names
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This venv's site-packages as links, less the ABSENT stacks and vft's own install."""
-    src = Path(sysconfig.get_paths()["purelib"])
-    out = tmp_path_factory.mktemp("planning-site")
-    absent = _absent_entries()
-    for entry in src.iterdir():
-        stem = entry.name.removesuffix(".py")
-        if stem in absent or entry.name in absent or entry.suffix == ".pth":
-            continue
-        if entry.name.startswith(("__editable__", "vft")):
-            continue
-        (out / entry.name).symlink_to(entry)
-    return out
+    return site_without(ABSENT, tmp_path_factory.mktemp("planning-site"))
 
 
 def _vft(site: Path, tmp: Path, *args: str, path: list[Path]) -> subprocess.CompletedProcess:
@@ -164,16 +138,6 @@ def test_a_single_shim_fix_names_the_checkout_or_a_clone(tmp_path, monkeypatch):
         cpu_stack.WHEEL_CPU,
         "<a clone of vft>/packaging/cpu-shims",
     )
-
-
-#: run vft with an audit hook that reports each subprocess it starts, one line on stderr
-SPAWNS = (
-    "import runpy, sys\n"
-    "sys.addaudithook(lambda event, args: event == 'subprocess.Popen'"
-    " and print('SPAWN', *args[1], file=sys.stderr))\n"
-    "sys.argv = ['vft', *sys.argv[1:]]\n"
-    "runpy.run_module('vft', run_name='__main__')\n"
-)
 
 
 @pytest.mark.skipif(not (ROOT / "vft.egg-info").is_dir(), reason="needs vft's metadata")
