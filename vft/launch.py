@@ -180,12 +180,13 @@ def environment_facts(recipe: Recipe) -> tuple[EnvironmentFacts | None, str | No
     if cached.is_file():
         with contextlib.suppress(ValueError, KeyError, TypeError):
             data = json.loads(cached.read_text())
+            data = data if isinstance(data, dict) else {}  # damaged: described again
             if data.get("absent") is True:  # not loadable here, as installed now
                 return None, None
-            if "note" not in data:
+            if data.get("id") and "note" not in data:
                 return EnvironmentFacts.from_dict(data), None
             # "could not be loaded here" holds while offline, not forever: tried again later
-            if time.time() - float(data.get("at", 0)) < NOTE_TTL_S:
+            if "note" in data and time.time() - float(data.get("at", 0)) < NOTE_TTL_S:
                 return None, data["note"]
     facts, note = None, None
     try:

@@ -85,5 +85,43 @@ def test_one_process_log_is_its_file(tmp_path: Path) -> None:
     make_run(tmp_path)
     got = run_vft("logs", "tl", "--output-dir", tmp_path, "-p", "trainer")
     assert got.returncode == 0, got.stderr
-    assert got.stdout.splitlines()[0] == "vft.train: loading torch, transformers and TRL..."
-    assert got.stdout.splitlines()[-1] == "vft.train: done at step 2"
+    file = (tmp_path / "tl" / "attempt-1" / "logs" / "trainer.log").read_text()
+    assert got.stdout.splitlines() == file.splitlines()
+
+
+def test_a_coarser_stamp_never_moves_a_line_back_in_its_file(tmp_path: Path) -> None:
+    """vLLM's whole seconds after a logger's milliseconds: the file's order stands."""
+    attempt = make_run(tmp_path)
+    second = time.strftime("%m-%d %H:%M:%S", time.localtime(T0 + 5))
+    exact = time.strftime("%Y-%m-%d %H:%M:%S,900", time.localtime(T0 + 5))
+    lines = [f"INFO {second} first", f"{exact} second", f"INFO {second} third"]
+    (attempt.logs_dir / "inference.log").write_text("\n".join(lines) + "\n")
+    for args in ((), ("-p", "inference")):
+        got = run_vft("logs", "tl", "--output-dir", tmp_path, *args)
+        assert got.returncode == 0, got.stderr
+        order = [w for line in got.stdout.splitlines() for w in line.split()[-1:]]
+        mine = [w for w in order if w in ("first", "second", "third")]
+        assert mine == ["first", "second", "third"], got.stdout
+
+
+def test_a_supervisor_quiet_for_more_than_half_a_day_stays_in_order(tmp_path: Path) -> None:
+    """`started trainer` at 10:00, `trainer exited` at 09:00 the next day (23 h later):
+    the exit is the next day, after every trainer line, not before the start."""
+    attempt = run_folder(tmp_path, "tl").new_attempt(plan_of(name="tl"), "local")
+    attempt.update(status="succeeded", started_at=T0, ended_at=T0 + 82800, exit_code=0)
+    attempt.logs_dir.mkdir(parents=True, exist_ok=True)
+    (attempt.logs_dir / "vft.log").write_text(
+        f"{hms(T0)} started trainer (pid 12): python -m vft.train\n"
+        f"{hms(T0 + 82800)} trainer exited with code 0\n"
+    )
+    late = time.strftime("%Y-%m-%d %H:%M:%S,000", time.localtime(T0 + 80000))
+    (attempt.logs_dir / "trainer.log").write_text(f"early line\n[{late}] late line\n")
+    got = run_vft("logs", "tl", "--output-dir", tmp_path)
+    assert got.returncode == 0, got.stderr
+    texts = [STAMP.sub("", line) for line in got.stdout.splitlines()]
+    assert texts == [
+        "[vft] started trainer (pid 12): python -m vft.train",
+        "[trainer] early line",
+        f"[trainer] [{late}] late line",
+        "[vft] trainer exited with code 0",
+    ]

@@ -454,6 +454,22 @@ def test_an_offline_note_is_believed_for_an_hour_then_the_environment_is_tried_a
     assert "note" not in json.loads(cached.read_text())  # the facts replaced the note
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("damaged", ["null", "[1, 2]", '"text"', "{not json", "{}"])
+def test_a_damaged_facts_cache_file_is_described_again(tmp_path, monkeypatch, damaged):
+    """A cache file that is not a JSON object (a crash, another tool) is no traceback."""
+    from vft import launch
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    key = launch._facts_key("vft_smoke", {"num_examples": 8}, ())
+    cached = tmp_path / "vft" / "environments" / f"{key}.json"
+    cached.parent.mkdir(parents=True)
+    cached.write_text(damaged)
+    facts, note = launch.environment_facts(recipe({"id": "vft_smoke", "args": {"num_examples": 8}}))
+    assert note is None and facts is not None and facts.rewards
+    assert isinstance(json.loads(cached.read_text()), dict)
+
+
 def test_the_hub_is_probed_by_name_before_an_environment_loads(monkeypatch):
     from vft.core.planning.environment_facts import hub_reachable
 

@@ -78,8 +78,9 @@ STEP_LINE = re.compile(r"vft\.train: step (\d+)/")
 STARTED = re.compile(r"started (\S+) \(pid ")
 EXITED = re.compile(r"(\S+) exited with code ")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-HALF_DAY_S = 12 * 3600
 EPSILON_S = 1e-3
+#: how long before the attempt's recorded start the supervisor's first line may be
+FIRST_LINE_SLACK_S = 3600.0
 
 
 class Timeline:
@@ -100,6 +101,7 @@ class Timeline:
         self.offsets: dict[str, int] = {}
         self.carry: dict[str, bytes] = {}
         self.last: dict[str, float] = {}  # the latest time known in each file
+        self.keys: dict[str, float] = {}  # the sort key of each file's last line
         self.started: dict[str, float] = {}
         self.exited: dict[str, float] = {}
         self.steps: dict[int, float] = {}
@@ -131,6 +133,10 @@ class Timeline:
             key = max(key, self.started[name] + EPSILON_S)
         if name in self.exited:
             key = min(key, self.exited[name] - EPSILON_S)
+        # a file's lines keep their order: a stamp coarser than the line before it
+        # (vLLM's whole seconds after a logger's milliseconds) never moves a line back
+        key = max(key, self.keys.get(name, float("-inf")))
+        self.keys[name] = key
         return key, self.seq, name, line
 
     def _vft_time(self, line: str) -> float:
@@ -138,9 +144,14 @@ class Timeline:
         if m is None:
             return self.last.get("vft", float("-inf"))
         hms = int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])
-        prev = self.last.get("vft", self.anchor)
+        # the supervisor writes in order: a time of day before the last line's is the next
+        # day (a quiet supervisor can go 12 hours and more between two lines); the first
+        # line may come a little before the record's start time
+        prev, slack = self.last.get("vft"), 1.0
+        if prev is None:
+            prev, slack = self.anchor, FIRST_LINE_SLACK_S
         at = _midnight(self.anchor) + hms + 0.5
-        while at < prev - HALF_DAY_S:  # past midnight
+        while at < prev - slack:
             at += 86400
         self.last["vft"] = at
         rest = line[m.end() :]
