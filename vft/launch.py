@@ -231,20 +231,20 @@ def _facts_cache() -> Path:
 
 
 def _facts_key(env_id: str, args: dict[str, Any], install: tuple[str, ...]) -> str:
-    """A digest of everything the facts depend on: the environment's files, or, when they
-    cannot be found here, every distribution installed (installing the environment, or
-    anything that could provide it, changes the key), so that a laptop that plans for a
-    remote image does not load the environment in a subprocess on every `vft plan`."""
+    """A digest of everything the facts depend on: the environment's files and verifiers'
+    version; and where the environment or verifiers cannot be found here (the answer is
+    then "not loadable here"), sys.path and every distribution installed, so that
+    installing either, or putting either on PYTHONPATH, changes the key. A laptop that
+    plans for a remote image so never loads the environment on every `vft plan`."""
     from vft.core.installed import installed
     from vft.core.planning.environments import environment_files
 
     files = environment_files(env_id, install)
     index = installed()
-    if files:
-        stamp: list[Any] = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    else:
-        stamp = ["not found", sys.path, [(d.name, d.version) for d in index.distributions]]
     verifiers = index.version("verifiers")
+    stamp: list[Any] = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    if not files or verifiers is None:
+        stamp += [sys.path, [(d.name, d.version) for d in index.distributions]]
     blob = json.dumps([env_id, args, install, stamp, verifiers, __version__], default=str)
     import hashlib
 

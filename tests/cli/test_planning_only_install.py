@@ -154,11 +154,12 @@ def test_planning_without_verifiers_loads_the_environment_once_per_install(site,
         "VFT_DISABLE_PLUGIN_AUTOLOAD": "1",
     }
 
-    def describes() -> int:
+    def describes(planned: bool = True) -> int:
         argv = [sys.executable, "-S", "-c", SPAWNS, "plan", "gsm8k", "--json"]
         done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path)
-        assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout)["name"] == "gsm8k-qwen3-0.6b"
+        if planned:
+            assert done.returncode == 0, done.stderr
+            assert json.loads(done.stdout)["name"] == "gsm8k-qwen3-0.6b"
         spawns = [line for line in done.stderr.splitlines() if line.startswith("SPAWN")]
         return sum("vft.train.envs.describe" in line for line in spawns)
 
@@ -169,3 +170,12 @@ def test_planning_without_verifiers_loads_the_environment_once_per_install(site,
     (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: verifiers\nVersion: 0.3.99\n")
     assert describes() == 1
     assert describes() == 0
+    # a verifiers on PYTHONPATH without any metadata (a source tree): described again (it
+    # is a stand-in that cannot load gsm8k, so the plan fails, but it was not masked)
+    meta.joinpath("METADATA").unlink()
+    meta.rmdir()
+    tree = tmp_path / "tree"
+    (tree / "verifiers").mkdir(parents=True)
+    (tree / "verifiers" / "__init__.py").write_text("")
+    env["PYTHONPATH"] += os.pathsep + str(tree)
+    assert describes(planned=False) == 1
