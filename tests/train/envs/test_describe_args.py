@@ -1,7 +1,8 @@
 """`python -m vft.train.envs.describe` checks `environment.args` against the signature of
 a classic environment's `load_environment()` before calling it: an unknown key is one line
-naming `environment.args` (exit 2), as the planner says it; any other TypeError the
-environment raises is still reported as the environment's own error (exit 1)."""
+naming `environment.args` (exit 2), as the planner says it, and so is a key a v1
+taskset's config forbids; any other TypeError the environment raises is still reported
+as the environment's own error (exit 1)."""
 
 from __future__ import annotations
 
@@ -79,3 +80,15 @@ def test_vft_envs_reports_an_unknown_listing_argument_as_its_error_line():
         "eval_split, num_examples, num_eval_examples, system_prompt)",
     }
     assert wordle["api"] == "legacy" and "error" not in wordle
+
+
+def test_a_v1_taskset_refusing_an_unknown_key_is_the_same_one_line():
+    """reverse_text (verifiers.v1): its taskset's pydantic config forbids extra keys; the
+    answer names `environment.args` and the keys, not pydantic's multi-line report."""
+    done = describe("reverse_text", "--args", '{"foo": 1, "zeta": 2}')
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "environment.args: 'reverse_text' does not accept 'foo', 'zeta' (its taskset's "
+        "config forbids keys it does not declare)"
+    ]
+    assert describe("reverse_text", "--args", "{}").returncode == 0

@@ -16,8 +16,9 @@ with `vft.core.planning.environment_facts.EnvironmentFacts.from_dict`.
 
 Exit codes: 0 facts printed; 1 the environment's code raised (one line on stderr:
 `environment ENV_ID: <Type>: <message> (at <file>:<line>)`); 2 not found, bad usage, or
-arguments `load_environment()` does not take (one line on stderr: `environment.args: 'ID'
-does not accept 'x' (accepted: a, b)`, checked against its signature before calling it).
+arguments the environment does not take (one line on stderr: `environment.args: 'ID'
+does not accept 'x' (...)`: a classic `load_environment()`'s signature is checked before
+calling it, a v1 taskset's config refuses them when it loads).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ class UnacceptedArgs(ValueError):
 def check_args(env_id: str, args: dict[str, Any]) -> None:
     """Raise UnacceptedArgs (its message the planner's one line) for a key a classic
     environment's `load_environment()` would reject with a TypeError from its own frame;
-    a `**kwargs` signature takes anything, and a v1 taskset checks its own config."""
+    a `**kwargs` signature takes anything, and a v1 taskset's config refuses its own
+    (`forbidden_keys` reads that refusal)."""
     if not args:
         return
     from vft.core.planning.environment_facts import unaccepted_args
@@ -61,6 +63,26 @@ def check_args(env_id: str, args: dict[str, Any]) -> None:
         raise UnacceptedArgs(line)
 
 
+def forbidden_keys(exc: BaseException, args: dict[str, Any]) -> list[str]:
+    """The `args` keys a pydantic config refused as extra (a v1 taskset's config), when
+    that is all `exc` (or an exception it wraps) says; [] otherwise."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        errors = getattr(exc, "errors", None)
+        if type(exc).__name__ == "ValidationError" and callable(errors):
+            try:
+                found = [(e.get("type"), e.get("loc") or ()) for e in errors()]
+            except Exception:  # not pydantic's: nothing to read
+                return []
+            keys = [str(loc[-1]) for kind, loc in found if kind == "extra_forbidden" and loc]
+            if found and len(keys) == len(found) and all(k in args for k in keys):
+                return sorted(keys)
+            return []
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return []
+
+
 def describe(env_id: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
     """The facts of `env_id` loaded with `args` (raises UnacceptedArgs, or what
     `vft.train.envs.load` raises)."""
@@ -69,7 +91,17 @@ def describe(env_id: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
     from vft.train import envs
 
     check_args(env_id, args or {})
-    adapter = envs.load(env_id, args or {})
+    try:
+        adapter = envs.load(env_id, args or {})
+    except Exception as exc:
+        refused = forbidden_keys(exc, args or {})
+        if refused:  # a v1 taskset's config forbids them: the same line as a classic one's
+            keys = ", ".join(map(repr, refused))
+            raise UnacceptedArgs(
+                f"environment.args: {env_id!r} does not accept {keys} (its taskset's config "
+                "forbids keys it does not declare)"
+            ) from None
+        raise
     try:
         return adapter.facts()
     finally:
