@@ -30,7 +30,7 @@ def test_builtin_options_are_validated_by_the_table() -> None:
     [
         (
             {"timeout_hours": 30},
-            "backend.modal.timeout_hours: 30 is not allowed: allowed: greater than 0, at most 24",
+            "backend.modal.timeout_hours: 30 is not allowed: it must be greater than 0, at most 24",
         ),
         (
             {"pip": ["ok", "--index-url=x"]},

@@ -273,4 +273,5 @@ def test_ctrl_c_to_vft_run_stops_accelerate_and_its_workers(tmp_path, no_leftove
     out, _ = vft.communicate(timeout=30)
     assert vft.returncode == 130, out
     assert "received SIGINT: stopping" in out
+    assert "vft: run smoke attempt-1 stopped (exit code 130); files: " in out  # not "failed"
     # no_leftovers then checks that accelerate and the script it spawned are gone

@@ -121,7 +121,7 @@ def test_an_invalid_point_refuses_the_sweep_before_anything_launches(tmp_path):
     assert refused.returncode == 2
     assert error_line(refused.stderr) == (
         "vft: error: sweep point smoke-lr20 (trainer.learning_rate=20): trainer.learning_rate: "
-        "20 is not allowed: allowed: greater than 0, at most 10"
+        "20 is not allowed: it must be greater than 0, at most 10"
     )
     assert not out.exists() and refused.stdout == ""  # no table, no record, no run folder
 

@@ -69,4 +69,5 @@ def test_an_examples_bare_name_is_vfts_copy_run_from_here(tmp_path) -> None:
     # an example that names files of its own (custom-script's script) only by its path
     out = run_vft("plan", "custom-script", cwd=tmp_path)
     assert out.returncode == 2 and "name it alone" not in out.stderr
-    assert "vft ships the example 'custom-script': " in out.stderr
+    assert "vft ships the example 'custom-script', which names files beside it" in out.stderr
+    assert "give its path, " in out.stderr

@@ -138,7 +138,7 @@ def test_a_boolean_flag_is_true_or_false(tmp_path: Path) -> None:
 
 def test_a_negative_seed(tmp_path: Path) -> None:
     err = refused(tmp_path, sets=("trainer.seed=-1",))
-    assert err.line() == "trainer.seed: -1 is not allowed: allowed: 0 to 4294967295"
+    assert err.line() == "trainer.seed: -1 is not allowed: it must be from 0 to 4294967295"
 
 
 @pytest.mark.parametrize(
@@ -159,7 +159,7 @@ def test_gpu_count_is_bounded(tmp_path: Path, count: str) -> None:
 
 def test_batch_dimensions_are_bounded(tmp_path: Path) -> None:
     err = refused(tmp_path, sets=("trainer.gradient_accumulation_steps=100000000",))
-    assert "allowed: 1 to 4096" in err.line()
+    assert "it must be from 1 to 4096" in err.line()
 
 
 # -- paths: missing checkpoints, names no file system takes ---------------------------------------

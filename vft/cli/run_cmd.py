@@ -90,6 +90,8 @@ def run_command(
         if code == 0 and _stopped_at_budget(attempt):
             verdict = "stopped at its budget with a checkpoint (continue it with --set "
             verdict += "trainer.resume_from_checkpoint=latest)"
+        elif code != 0 and _stopped(attempt):  # Ctrl-C, `vft stop`: as `vft status` says
+            verdict = f"stopped (exit code {code})"
         note(f"run {plan.name} attempt-{attempt.number} {verdict}; files: {attempt.path}")
         note(f"curves: vft plot {plan.name}{where}")
     sys.exit(code)  # not ctx.exit: click would return the code instead of exiting with it
@@ -135,6 +137,16 @@ def stop_command(run: str, output_dir: str, backend: str | None) -> None:
         f"{attempt.run_name} attempt-{attempt.number}: {after.get('status')} "
         f"in {time.monotonic() - started:.1f} s"
     )
+
+
+def _stopped(attempt: Any) -> bool:
+    """Whether the attempt's record says it was stopped (not failed)."""
+    from vft.core.runs.folders import RunStatus, UnreadableRecord
+
+    try:
+        return attempt.record().get("status") == RunStatus.STOPPED
+    except UnreadableRecord:
+        return False
 
 
 def _stopped_at_budget(attempt: Any) -> bool:

@@ -210,3 +210,24 @@ def test_a_program_this_machine_lacks_is_refused_before_a_run_folder_exists(
     assert "(looked beside python and on PATH)" in line and "vft doctor" in line
     assert "trainer: command" not in line  # the one found is fine
     assert LocalBackend().check(plan, force=True)  # --force goes on, saying why
+
+
+def test_a_gpu_plan_without_vllm_names_the_gpu_extra_not_the_cpu_doctor():
+    """On a machine without vLLM, a GPU plan's server needs `vft[inference]`; `vft doctor`
+    (which checks the CPU stacks) is the fix only for a CPU plan."""
+    from dataclasses import replace
+
+    from tests.planning import UNLIMITED, make_plan
+    from vft.core.errors import PreflightError
+
+    plan = make_plan(UNLIMITED, resources={"gpus": "A100-80GB:2"})
+    gone = tuple(
+        replace(p, argv=("vft-no-vllm-here-4f2a", *p.argv[1:])) if p.name == "inference" else p
+        for p in plan.processes
+    )
+    with pytest.raises(PreflightError) as err:
+        LocalBackend().check(replace(plan, processes=gone))
+    line = err.value.line()
+    assert "inference: command 'vft-no-vllm-here-4f2a' not found" in line
+    assert "pip install 'vft[inference]'" in line and "vft doctor" not in line
+    assert line.endswith("(use another backend, see vft backends; or --force to launch anyway)")

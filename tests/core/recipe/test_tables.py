@@ -40,7 +40,7 @@ def refused(**sections: Any) -> str:
         (
             {"trainer": {"max_steps": 10**4000}},
             "trainer.max_steps: a number of about 4001 digits is not allowed: "
-            "allowed: 1 to 2147483647",
+            "it must be from 1 to 2147483647",
         ),
         (
             {"inference": {"enforce_eager": "no"}},
@@ -145,7 +145,7 @@ def test_assignment_is_validated_like_loading(tmp_path: Path) -> None:
     assert recipe.trainer.max_steps == 5
     with pytest.raises(FieldError, match=r"^max_steps: true is not allowed: use a whole number"):
         recipe.trainer.max_steps = True
-    with pytest.raises(FieldError, match=r"^max_steps: 0 is not allowed: allowed: 1 to"):
+    with pytest.raises(FieldError, match=r"^max_steps: 0 is not allowed: it must be from 1 to"):
         recipe.trainer.max_steps = 0
     with pytest.raises(FieldError, match=r"^max_stepz: unknown key"):
         recipe.trainer.max_stepz = 5  # type: ignore[attr-defined]
@@ -233,9 +233,10 @@ def test_a_new_table_gets_validation_dump_and_schema() -> None:
     assert ex.model_dump()["trainer"]["seed"] == 3
     with pytest.raises(FieldError) as info:
         Example.model_validate({"count": 10})
-    assert info.value.line() == "count: 10 is not allowed: allowed: 0 to 9"
+    assert info.value.line() == "count: 10 is not allowed: it must be from 0 to 9"
     assert (
-        info.value.under("outer", "x").line() == "outer.x.count: 10 is not allowed: allowed: 0 to 9"
+        info.value.under("outer", "x").line()
+        == "outer.x.count: 10 is not allowed: it must be from 0 to 9"
     )
     with pytest.raises(FieldError, match=r"^mode: 'c' is not allowed: Input should be 'a' or 'b'"):
         Example(mode="c")
@@ -320,3 +321,17 @@ def test_a_literal_of_integers_takes_only_those_integers():
             Shards.model_validate({"count": bad})
     assert Shards.model_json_schema()["properties"]["count"]["enum"] == [1, 2, 4]
     assert Shards.model_json_schema()["properties"]["count"]["type"] == "integer"
+
+
+def test_a_number_or_boolean_in_quotes_says_to_drop_the_quotes() -> None:
+    assert refused(trainer={"max_steps": "200"}) == (
+        "trainer.max_steps: '200' is not allowed: that is text; write 200 without quotes"
+    )
+    assert refused(trainer={"learning_rate": " 1e-6"}) == (
+        "trainer.learning_rate: ' 1e-6' is not allowed: that is text; write 1e-6 without quotes"
+    )
+    assert refused(inference={"enforce_eager": "true"}) == (
+        "inference.enforce_eager: 'true' is not allowed: that is text; write true without quotes"
+    )
+    assert "use a whole number" in refused(trainer={"max_steps": "many"})
+    assert "without quotes" not in refused(trainer={"learning_rate": "nan"})

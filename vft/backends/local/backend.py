@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from vft.backends.local import preflight
 from vft.core.errors import PreflightError
-from vft.core.plan import Plan, Ports
+from vft.core.plan import Plan, Ports, Process, Role
 from vft.core.planning.capabilities import Capabilities
 from vft.core.plugins.backend import Backend
 from vft.core.runs.folders import FINISHED, Attempt, RunStatus
@@ -81,7 +81,7 @@ class LocalBackend(Backend):
         if problems and not force:
             raise PreflightError(
                 "; ".join(problems),
-                hint="use another backend (vft backends), or --force to launch anyway",
+                hint="use another backend, see vft backends; or --force to launch anyway",
             )
         return notes + [f"--force: going on although {p}" for p in problems]
 
@@ -233,7 +233,14 @@ def _missing_programs(plan: Plan) -> list[str]:
         if resolve_program(proc.argv[0], env, plan.run.workdir or None) is None:
             where = "" if os.sep in proc.argv[0] else " (looked beside python and on PATH)"
             missing.append(
-                f"{proc.name}: command {proc.argv[0]!r} not found{where}; "
-                "`vft doctor` says which stack is missing and how to install it"
+                f"{proc.name}: command {proc.argv[0]!r} not found{where}; {_fix(plan, proc)}"
             )
     return missing
+
+
+def _fix(plan: Plan, proc: Process) -> str:
+    """How to get a missing program: vLLM for GPUs is an extra of its own; the CPU stacks
+    (and the trainer's) are what `vft doctor` checks and says how to install."""
+    if proc.role == Role.INFERENCE and not plan.is_cpu:
+        return "vLLM for GPUs comes with vft's inference extra: pip install 'vft[inference]'"
+    return "`vft doctor` says which stack is missing and how to install it"

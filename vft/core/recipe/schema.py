@@ -342,7 +342,10 @@ def _shipped(p: Path) -> str | None:
         return None
     path = resources.recipe_file(name)
     if _example(Path(name)) is None:  # it names files of its own: only its path works
-        return f"vft ships the example {name!r}: {path}"
+        return (
+            f"vft ships the example {name!r}, which names files beside it, so it runs "
+            f"from its own folder: give its path, {path}"
+        )
     return f"vft ships the example {name!r}: name it alone ({name!r}) to use vft's copy, {path}"
 
 

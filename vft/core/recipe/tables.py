@@ -356,6 +356,8 @@ def _typed(info: FieldInfo, kind: tuple[Any, ...], raw: Any, loc: list[Any]) -> 
 
     if tag == "any":
         return raw
+    if tag in ("int", "float", "bool") and isinstance(raw, str) and _unquoted(tag, raw):
+        raise refuse(f"that is text; write {raw.strip()} without quotes")
     if tag == "int":
         if type(raw) is not int:
             raise wrong(_WANTED[tag])
@@ -417,10 +419,23 @@ def _typed(info: FieldInfo, kind: tuple[Any, ...], raw: Any, loc: list[Any]) -> 
     raise AssertionError(tag)
 
 
+def _unquoted(tag: str, raw: str) -> bool:
+    """Whether `raw` is what the field wants, written in quotes (`max_steps = "200"`)."""
+    text = raw.strip()
+    if tag == "bool":
+        return text in ("true", "false")
+    try:
+        number = int(text) if tag == "int" else float(text)
+    except ValueError:
+        return False
+    return tag == "int" or math.isfinite(number)
+
+
 def _in_bounds(info: FieldInfo, value: Any, refuse: Callable[[str], FieldError]) -> Any:
     low_ok = (info.ge is None or value >= info.ge) and (info.gt is None or value > info.gt)
     if not (low_ok and (info.le is None or value <= info.le)):
-        raise refuse(f"allowed: {info.bounds()}")
+        bounds = info.bounds()  # `1 to 10`, `greater than 0, at most 1`, `at most 24`
+        raise refuse(f"it must be {'from ' if bounds[:1] in '-0123456789' else ''}{bounds}")
     return value
 
 
