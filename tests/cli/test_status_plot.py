@@ -268,15 +268,15 @@ def test_plot_in_the_terminal_overlays_runs_for_reward_components_loss_and_kl(tm
     assert "step 1" in out
 
 
-def test_plot_one_metric_and_an_unknown_metric_lists_the_available_ones(tmp_path):
+def test_plot_one_metric_and_an_unknown_metric_names_the_closest_one(tmp_path):
     two_runs(tmp_path)
     got = run_vft("plot", "a", "-m", "tokens_per_s", "--height", "3", "--output-dir", tmp_path)
     assert got.returncode == 0 and got.stdout.startswith("tokens_per_s  (last value: 812)")
     bad = run_vft("plot", "a", "-m", "reward,rewrd", "--output-dir", tmp_path)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip() == (
-        "vft: error: --metric: unknown metric 'rewrd' (available: kl, loss, reward, "
-        "reward/correct, reward/correct/std, reward/format, reward_std, tokens_per_s)"
+        "vft: error: --metric: unknown metric 'rewrd': did you mean 'reward'? "
+        "(others: reward_std, loss, kl; all 8: vft plot a --list-metrics)"
     )
 
 

@@ -137,7 +137,7 @@ def table_of(envs: list[Any], facts: dict[str, dict[str, Any]], describe: bool, 
     """The listing as a rich Table for a terminal `width` columns wide: the id (what users
     copy into a recipe) is never cut or wrapped; when the table does not fit, the other
     columns' headers wrap between words (their cells are single words)."""
-    from rich.table import Table
+    from vft.cli.text import keyed_table
 
     cols = ["source", "version"]
     if describe:
@@ -149,22 +149,7 @@ def table_of(envs: list[Any], facts: dict[str, dict[str, Any]], describe: bool, 
             r = _row(facts.get(e.id))
             cells += [r["api"], r["turns"], r["tools"], r["eval split"]]
         rows.append(cells)
-    table = Table(expand=False)
-    id_width = max((len(e.id) for e in envs), default=2)
-    table.add_column("id", no_wrap=True, min_width=id_width)
-    cells_of = [[row[i] for row in rows] for i in range(1, len(cols) + 1)]
-    natural = [max(map(len, [col, *cells])) for col, cells in zip(cols, cells_of, strict=True)]
-    tight = [
-        max(len(w) for text in [col, *cells] for w in text.split())
-        for col, cells in zip(cols, cells_of, strict=True)
-    ]
-    frame = 3 * (len(cols) + 1) + 1  # borders and one space each side of every cell
-    fits = id_width + sum(natural) + frame <= width
-    for col, w in zip(cols, natural if fits else tight, strict=True):
-        table.add_column(col, width=w)
-    for cells in rows:
-        table.add_row(*cells)
-    return table
+    return keyed_table("id", cols, rows, width)
 
 
 @click.command("envs")
@@ -207,7 +192,7 @@ def envs_command(as_json: bool, show_all: bool, describe: bool) -> None:
     from rich.console import Console
 
     console = Console()
-    console.print(table_of(envs, facts, describe, console.width))
+    console.print(table_of(envs, facts, describe, console.width), crop=False)
     if describe and facts:
         for e in envs:
             if e.id in LISTING_ARGS and "error" not in facts.get(e.id, {"error": ""}):

@@ -39,6 +39,12 @@ from vft.cli.run_common import output_dir_option
     help="Write the charts to this image (.png, .svg, .pdf; needs matplotlib).",
 )
 @click.option("--height", default=8, show_default=True, help="Terminal chart height in lines.")
+@click.option(
+    "--list-metrics",
+    "list_metrics",
+    is_flag=True,
+    help="Print the metrics these runs logged (what --metric takes), one a line, and stop.",
+)
 def plot_command(
     runs: tuple[str, ...],
     sweep: str | None,
@@ -47,6 +53,7 @@ def plot_command(
     metrics: tuple[str, ...],
     output: Path | None,
     height: int,
+    list_metrics: bool,
 ) -> None:
     """Plot RUN's curves by step; several RUNs are overlaid, one colour each."""
     from vft.cli.run_common import note, resolve_run
@@ -54,6 +61,7 @@ def plot_command(
     from vft.core.errors import UserError
     from vft.core.runs.metrics import available, default_curves, series
 
+    asked = [*runs, *(("--sweep", sweep) if sweep is not None else ())]
     if sweep is not None:
         from vft.core.sweeps.record import sweep_attempt_refs
 
@@ -85,10 +93,14 @@ def plot_command(
     if not every:
         raise UserError(f"nothing to plot: no run of {', '.join(runs)} has logged a step yet")
     have = available(every)
+    if list_metrics:
+        click.echo("\n".join(have))
+        return
     wanted = [m.strip() for item in metrics for m in item.split(",") if m.strip()]
     unknown = [m for m in wanted if m not in have]
     if unknown:
-        raise UserError(f"--metric: unknown metric {unknown[0]!r} (available: {', '.join(have)})")
+        plans = [a for a, _ in attempts]
+        raise UserError(f"--metric: {unknown_metric(unknown[0], have, plans, asked)}")
     chosen = wanted or default_curves(every)
     curves = {m: {label: series(rows, m) for label, rows in loaded.items()} for m in chosen}
     if not wanted:
@@ -100,6 +112,44 @@ def plot_command(
         click.echo(f"wrote {output} ({', '.join(chosen)})")
         return
     show_terminal(curves, list(loaded), height=max(2, height))
+
+
+#: trainer metrics a run logs only with a setting on, and why one without it has none
+NOT_LOGGED_WHY = {"kl": "trainer.beta = 0: no KL term; set trainer.beta > 0 to log it"}
+#: how many metrics an unknown --metric names besides the closest one
+FEW = 5
+
+
+def unknown_metric(metric: str, have: list[str], attempts: list[Any], asked: list[str]) -> str:
+    """Why `metric` cannot be plotted, in one line: a trainer metric these runs' settings
+    keep it from logging (kl with trainer.beta = 0); else the closest name, a few others
+    and how to list them all (a run logs tens of metrics: too many for one line)."""
+    if metric in NOT_LOGGED_WHY and all(_beta(a) == 0 for a in attempts):
+        these = "this run" if len(attempts) == 1 else "these runs"
+        return f"{metric}: not logged by {these} ({NOT_LOGGED_WHY[metric]})"
+    import difflib
+    import shlex
+
+    from vft.core.runs.metrics import DEFAULT_CURVES
+
+    close = difflib.get_close_matches(metric, have, n=FEW, cutoff=0.6)
+    hint = f": did you mean {close[0]!r}?" if close else ""
+    common = [m for m in DEFAULT_CURVES if m in have]
+    few = list(dict.fromkeys([*close[1:], *common]))[:FEW]
+    few = [m for m in few if m not in close[:1]]
+    listing = " ".join(shlex.quote(a) for a in ["vft", "plot", *asked, "--list-metrics"])
+    some = f"{'others' if close else 'some'}: {', '.join(few)}; " if few else ""
+    return f"unknown metric {metric!r}{hint} ({some}all {len(have)}: {listing})"
+
+
+def _beta(attempt: Any) -> float | None:
+    """The attempt's KL coefficient from its plan.json; None when it cannot be read."""
+    from vft.core.errors import UserError
+
+    try:
+        return float(attempt.plan().trainer.training.beta)
+    except (UserError, AttributeError, TypeError, ValueError):
+        return None
 
 
 def show_terminal(curves: dict[str, dict[str, Any]], labels: list[str], *, height: int) -> None:

@@ -12,6 +12,11 @@ import click
 from vft.cli.run_common import exit_code_cell, output_dir_option, when
 from vft.core.errors import UserError
 
+#: the columns of `vft runs` after the run's name
+RUN_COLUMNS = ("status", "backend", "attempt", "started", "exit code")
+#: those a narrow terminal leaves out, least useful first
+OPTIONAL_RUN_COLUMNS = ("backend", "started", "attempt")
+
 
 @click.command("runs")
 @output_dir_option
@@ -25,7 +30,6 @@ from vft.core.errors import UserError
 def runs_command(output_dir: str, sweep: str | None) -> None:
     """List runs under the output dir with the status of each one's latest attempt."""
     from rich.console import Console
-    from rich.table import Table
 
     from vft.core.plugins.registry import registry
     from vft.core.runs.folders import list_runs
@@ -45,27 +49,37 @@ def runs_command(output_dir: str, sweep: str | None) -> None:
         click.echo(f"no runs under {where} (elsewhere? cd there, or pass --output-dir DIR)")
         return
     reg = registry()
-    table = Table()
-    for col in ("run", "status", "backend", "attempt", "started", "exit code"):
-        table.add_column(col)
+    rows = []
     for folder in runs:
         attempt = folder.latest()
         assert attempt is not None
         record, state = _row_state(reg, attempt)
-        table.add_row(
-            folder.name,
-            str(state.get("status", "?")),
-            str(record.get("backend", "?")),
-            _attempt_cell(attempt.number, record),
-            when(state.get("started_at") or record.get("created_at")),
-            exit_code_cell(state.get("exit_code")),
+        rows.append(
+            [
+                folder.name,
+                str(state.get("status", "?")),
+                str(record.get("backend", "?")),
+                _attempt_cell(attempt.number, record),
+                when(state.get("started_at") or record.get("created_at")),
+                exit_code_cell(state.get("exit_code")),
+            ]
         )
-    Console().print(table)
+    console = Console()
+    console.print(runs_table(rows, console.width), crop=False)
     from vft.core.sweeps.record import list_sweeps
 
     sweeps = list_sweeps(output_dir)
     if sweeps:
         click.echo(f"sweeps: {', '.join(sweeps)} (vft runs --sweep NAME)")
+
+
+def runs_table(rows: Sequence[Sequence[str]], width: int) -> Any:
+    """The runs as a table `width` columns wide: a run's name (what `vft status` and the
+    others take) is never cut; on a narrow terminal the other columns wrap, then the
+    backend, start time and attempt are left out, in that order."""
+    from vft.cli.text import keyed_table
+
+    return keyed_table("run", RUN_COLUMNS, rows, width, optional=OPTIONAL_RUN_COLUMNS)
 
 
 def sweep_table(record: Any, output_dir: str, *, live: bool, launches: Sequence[int] = ()) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from typing import Any
 
 SEP = " │ "
 MIN_WIDTH = 40
@@ -142,3 +143,51 @@ def _wrapped_row(cells: Sequence[str], widths: Sequence[int]) -> list[str]:
 def _words(cell: str) -> list[str]:
     """The pieces a cell cannot break inside: words, or the '/'-parts of one."""
     return [p for w in cell.split(" ") for p in w.split("/")]
+
+
+def keyed_table(
+    key: str,
+    cols: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    columns: int,
+    *,
+    optional: Sequence[str] = (),
+) -> Any:
+    """A rich Table whose first column (`key`: what users copy into another command, a run
+    name or an environment id) is never cut or wrapped. The other columns keep their
+    natural width when all fit; else they wrap between words (their headers too), each
+    down to its longest word; while even that does not fit, the `optional` columns, least
+    important first, are left out and the caption says which. A key wider than the
+    terminal by itself runs over the line (print the table with crop=False), as `table`
+    does, rather than lose its end."""
+    from rich.table import Table
+
+    key_width = max((len(r[0]) for r in rows), default=len(key))
+    key_width = max(key_width, len(key))
+    shown = list(cols)
+    left_out: list[str] = []
+    cells = {c: [r[i + 1] for r in rows] for i, c in enumerate(cols)}
+    natural = {c: max(map(len, [c, *cells[c]])) for c in cols}
+    tight = {c: max(len(w) for text in [c, *cells[c]] for w in text.split()) for c in cols}
+
+    def need(names: Sequence[str], size: dict[str, int]) -> int:
+        frame = 3 * (len(names) + 1) + 1  # borders and one space each side of every cell
+        return key_width + sum(size[c] for c in names) + frame
+
+    drop = [c for c in optional if c in cols]
+    while need(shown, tight) > columns and drop:
+        gone = drop.pop(0)
+        shown.remove(gone)
+        left_out.append(gone)
+    sizes = natural if need(shown, natural) <= columns else tight
+    table = Table(expand=False, caption_justify="left")
+    if need(shown, sizes) > columns:
+        table.width = need(shown, sizes)
+    table.add_column(key, no_wrap=True, min_width=key_width)
+    for c in shown:
+        table.add_column(c, width=sizes[c])
+    for r in rows:
+        table.add_row(r[0], *(r[i + 1] for i, c in enumerate(cols) if c in shown))
+    if left_out:
+        table.caption = f"(narrow terminal: {', '.join(left_out)} not shown)"
+    return table
