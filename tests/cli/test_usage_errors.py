@@ -55,6 +55,10 @@ def test_an_examples_bare_name_is_vfts_copy_run_from_here(tmp_path) -> None:
     plan = json.loads(out.stdout)
     assert plan["name"] == "gsm8k-qwen3-0.6b" and plan["run"]["workdir"] == str(tmp_path)
     assert json.loads(run_vft("plan", "smoke.toml", "--json", cwd=tmp_path).stdout)["name"]
+    here = run_vft("plan", "./gsm8k.toml", cwd=tmp_path)  # a file here, by its own words
+    assert here.returncode == 2 and "Traceback" not in here.stderr
+    assert here.stderr.startswith("vft: error: recipe file 'gsm8k.toml' does not exist")
+    assert "name it alone ('gsm8k') to use vft's copy" in here.stderr
     (tmp_path / "gsm8k").write_text(
         'name = "mine"\n[model]\nname = "Qwen/Qwen3-0.6B"\n'
         '[environment]\nid = "gsm8k"\n[resources]\ngpus = "A100-80GB:2"\n'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -294,7 +295,8 @@ def load_recipe(
     p = Path(path)
     if p.suffix == "" and not p.exists() and p.with_name(f"{p.name}.toml").is_file():
         p = p.with_name(f"{p.name}.toml")  # `vft run smoke` beside smoke.toml
-    example = _example(p)
+    # `./gsm8k.toml` names a file here, even where Path drops the `./`: never the example
+    example = None if "/" in str(path) or os.sep in str(path) else _example(p)
     if example is not None:
         p, base_dir = example, base_dir or Path.cwd()
     data = _parse_toml(_read_recipe(p), str(p))
