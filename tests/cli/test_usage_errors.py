@@ -75,3 +75,11 @@ def test_an_examples_bare_name_is_vfts_copy_run_from_here(tmp_path) -> None:
     assert out.returncode == 2 and "name it alone" not in out.stderr
     assert "vft ships the example 'custom-script', which names files beside it" in out.stderr
     assert "give its path, " in out.stderr
+
+
+@pytest.mark.parametrize("args", [(), ("outputs",)], ids=["vft", "vft outputs"])
+def test_a_group_without_its_command_shows_its_help_not_an_error(tmp_path, args):
+    out = run_vft(*args, cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith(f"Usage: vft {' '.join(args)}".rstrip() + " [OPTIONS] COMMAND")
+    assert "error" not in out.stderr.splitlines()[0] and "Commands:" in out.stderr

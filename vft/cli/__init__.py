@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: click >= 8.2 raises this for a group run without a command; 8.1 prints the help itself
+NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported only when invoked."""
 
@@ -96,6 +100,9 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Abort:
         click.echo("vft: aborted", err=True)
         sys.exit(130)
+    except NO_ARGS_IS_HELP as exc:  # `vft`, `vft outputs`: the help itself, not an error line
+        click.echo(exc.format_message(), err=True)
+        sys.exit(exc.exit_code)
     except click.UsageError as exc:  # one line, as every other mistake: what, and where help is
         ctx = exc.ctx
         where = f"{ctx.command_path} --help" if ctx is not None else "vft --help"
