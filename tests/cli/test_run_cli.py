@@ -58,7 +58,7 @@ def test_gpu_plan_is_refused_on_a_machine_without_gpus(tmp_path):
     assert refused.returncode == 2
     assert error_line(refused.stderr) == (
         "vft: error: resources.gpus: the plan needs 2 x A100-80GB but this machine has no "
-        "usable NVIDIA GPU: nvidia-smi not found on PATH (use another backend (vft backends), "
+        "usable NVIDIA GPU: nvidia-smi not found on PATH (use another backend, see vft backends; "
         "or --force to launch anyway)"
     )
     assert not (tmp_path / "outputs").exists()  # nothing half-started
