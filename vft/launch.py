@@ -7,18 +7,13 @@ and hands the plan to the backend.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import os
-import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vft import __version__
 from vft.core.errors import PlanError, RecipeError
 from vft.core.plan import Plan
 from vft.core.planning.environment_facts import EnvironmentFacts, describe_environment
@@ -174,20 +169,14 @@ def environment_facts(recipe: Recipe) -> tuple[EnvironmentFacts | None, str | No
     (installed only where the run goes: a laptop that plans a Modal run; cached too), with
     a note when it needs the network to load (a hub dataset on an offline machine): the
     run's machine loads it, unchecked here."""
+    from vft.core.planning import facts_cache
+
     env = recipe.environment
     install = tuple(str(recipe.path(item)) for item in env.install)
-    cached = _facts_cache() / f"{_facts_key(env.id, dict(env.args), install)}.json"
-    if cached.is_file():
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            data = json.loads(cached.read_text())
-            data = data if isinstance(data, dict) else {}  # damaged: described again
-            if data.get("absent") is True:  # not loadable here, as installed now
-                return None, None
-            if data.get("id") and "note" not in data:
-                return EnvironmentFacts.from_dict(data), None
-            # "could not be loaded here" holds while offline, not forever: tried again later
-            if "note" in data and time.time() - float(data.get("at", 0)) < NOTE_TTL_S:
-                return None, data["note"]
+    cached = facts_cache.cache_file(env.id, dict(env.args), install)
+    hit = facts_cache.read(cached)
+    if hit is not None:
+        return hit.facts, hit.note
     facts, note = None, None
     try:
         facts = describe_environment(env.id, env.args, install=install)
@@ -207,48 +196,12 @@ def environment_facts(recipe: Recipe) -> tuple[EnvironmentFacts | None, str | No
             )
             + "; what it needs (turns, tools, rewards) is checked when the run loads it"
         )
-    if note is not None:
-        record: dict[str, Any] = {"note": note, "at": time.time()}
-    else:  # None: verifiers or the environment is not installed here (the key says which)
-        record = facts.to_dict() if facts is not None else {"absent": True}
-    with contextlib.suppress(OSError):
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, cached)
+    facts_cache.keep(cached, facts, note)  # None: not installed here (the key says which)
     return facts, note
 
 
-#: how long "could not be loaded here" (offline) is believed before the environment is tried again
-NOTE_TTL_S = 3600.0
 #: what a load failure says when it needed the network (a hub dataset, offline)
 OFFLINE_SIGNS = ("Couldn't reach", "LocalEntryNotFoundError", "ConnectionError", "offline mode")
-
-
-def _facts_cache() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "vft" / "environments"
-
-
-def _facts_key(env_id: str, args: dict[str, Any], install: tuple[str, ...]) -> str:
-    """A digest of everything the facts depend on: the environment's files and verifiers'
-    version; and where the environment or verifiers cannot be found here (the answer is
-    then "not loadable here"), sys.path and every distribution installed, so that
-    installing either, or putting either on PYTHONPATH, changes the key. A laptop that
-    plans for a remote image so never loads the environment on every `vft plan`."""
-    from vft.core.installed import installed
-    from vft.core.planning.environments import environment_files
-
-    files = environment_files(env_id, install)
-    index = installed()
-    verifiers = index.version("verifiers")
-    stamp: list[Any] = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    if not files or verifiers is None:
-        stamp += [sys.path, [(d.name, d.version) for d in index.distributions]]
-    blob = json.dumps([env_id, args, install, stamp, verifiers, __version__], default=str)
-    import hashlib
-
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
 def check_recipe_paths(recipe: Recipe, *, remote: bool = False) -> None:

@@ -63,11 +63,12 @@ def test_a_second_listing_reads_the_facts_vft_plan_caches(cache, monkeypatch):
     key); a second listing reads them back instead of loading the environments: an edited
     record shows up, and `vft plan`'s own lookup sees the same record."""
     from vft import launch
+    from vft.core.planning import facts_cache
     from vft.core.recipe.schema import recipe_from_dict
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     files = {
-        env_id: launch._facts_cache() / f"{launch._facts_key(env_id, args, ())}.json"
+        env_id: facts_cache.cache_file(env_id, args, ())
         for env_id, args in {e: LISTING_ARGS.get(e, {}) for e in BUILTIN_ENVIRONMENTS}.items()
     }
     assert all(f.is_file() for f in files.values())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,33 +38,29 @@ def verifiers_installed() -> bool:
     return installed().version("verifiers") is not None
 
 
-def _cache_file(env_id: str) -> Path:
+def _cache_file(env_id: str) -> Path | None:
     """Where `vft plan` keeps this environment's facts for the listing's args (same key:
     its files, args, verifiers and vft versions), so either command fills it for both."""
-    from vft.launch import _facts_cache, _facts_key
+    from vft.core.planning.facts_cache import cache_file
 
-    return _facts_cache() / f"{_facts_key(env_id, LISTING_ARGS.get(env_id, {}), ())}.json"
+    return cache_file(env_id, LISTING_ARGS.get(env_id, {}), ())
 
 
-def _cached(path: Path) -> dict[str, Any] | None:
+def _cached(path: Path | None) -> dict[str, Any] | None:
     """The facts in `path` (None: none, unreadable, or a note/absence `vft plan` kept)."""
-    with contextlib.suppress(OSError, ValueError):
-        data = json.loads(path.read_text())
-        if isinstance(data, dict) and "id" in data and "note" not in data:
-            return data
-    return None
+    from vft.core.planning import facts_cache
+
+    hit = facts_cache.read(path)
+    return hit.facts.to_dict() if hit is not None and hit.facts is not None else None
 
 
-def _keep(path: Path, facts: dict[str, Any]) -> None:
-    """Write `facts` as `vft plan` writes them (EnvironmentFacts.to_dict), atomically."""
+def _keep(path: Path | None, facts: dict[str, Any]) -> None:
+    """Write `facts` as `vft plan` writes them."""
+    from vft.core.planning import facts_cache
     from vft.core.planning.environment_facts import EnvironmentFacts
 
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        record = EnvironmentFacts.from_dict(facts).to_dict()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record, default=str))
-        os.replace(tmp, path)
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        facts_cache.keep(path, EnvironmentFacts.from_dict(facts))
 
 
 def describe_all(ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -439,12 +439,13 @@ def test_an_offline_note_is_believed_for_an_hour_then_the_environment_is_tried_a
     import time
 
     from vft import launch
+    from vft.core.planning import facts_cache
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     r = recipe({"id": "vft_smoke", "args": {"num_examples": 8}})
-    key = launch._facts_key("vft_smoke", {"num_examples": 8}, ())
-    assert key is not None
+    key = facts_cache.facts_key("vft_smoke", {"num_examples": 8}, ())
     cached = tmp_path / "vft" / "environments" / f"{key}.json"
+    assert facts_cache.cache_file("vft_smoke", {"num_examples": 8}, ()) == cached
     cached.parent.mkdir(parents=True)
     cached.write_text(json.dumps({"note": "offline then", "at": time.time()}))
     assert launch.environment_facts(r) == (None, "offline then")
@@ -459,10 +460,11 @@ def test_an_offline_note_is_believed_for_an_hour_then_the_environment_is_tried_a
 def test_a_damaged_facts_cache_file_is_described_again(tmp_path, monkeypatch, damaged):
     """A cache file that is not a JSON object (a crash, another tool) is no traceback."""
     from vft import launch
+    from vft.core.planning import facts_cache
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    key = launch._facts_key("vft_smoke", {"num_examples": 8}, ())
-    cached = tmp_path / "vft" / "environments" / f"{key}.json"
+    cached = facts_cache.cache_file("vft_smoke", {"num_examples": 8}, ())
+    assert cached is not None
     cached.parent.mkdir(parents=True)
     cached.write_text(damaged)
     facts, note = launch.environment_facts(recipe({"id": "vft_smoke", "args": {"num_examples": 8}}))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vft.backends.modal.pricing import container_size
+from vft.core.installed import canonical
 from vft.core.plan import Plan
 
 REMOTE_ROOT = "/opt/vft"  # on the PYTHONPATH: the vft package, in the wheel's layout
@@ -303,17 +304,15 @@ def canonical_requirement(text: str) -> str:
     m = _REQUIREMENT.match(text)
     if m is None or m.group("rest").startswith("@"):
         return text.strip()  # a direct URL: kept as written
-    name = canonical_name(m.group("name"))
-    extras = sorted({canonical_name(e) for e in (m.group("extras") or "").split(",") if e.strip()})
+    name = canonical(m.group("name"))
+    extras = sorted(
+        {canonical(e.strip()) for e in (m.group("extras") or "").split(",") if e.strip()}
+    )
     specs = sorted(re.sub(r"\s+", "", s) for s in m.group("rest").split(",") if s.strip())
     out = name + (f"[{','.join(extras)}]" if extras else "") + ",".join(specs)
     if m.group("marker"):
         out += "; " + canonical_marker(m.group("marker"))
     return out
-
-
-def canonical_name(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name.strip()).lower()
 
 
 def canonical_marker(marker: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -100,12 +99,13 @@ class Timeline:
         self.anchor = _anchor(attempt)
         self.offsets: dict[str, int] = {}
         self.carry: dict[str, bytes] = {}
+        self.metrics_offset: dict[str, int] = {}
+        self.metrics_carry: dict[str, bytes] = {}
         self.last: dict[str, float] = {}  # the latest time known in each file
         self.keys: dict[str, float] = {}  # the sort key of each file's last line
         self.started: dict[str, float] = {}
         self.exited: dict[str, float] = {}
         self.steps: dict[int, float] = {}
-        self.metrics_offset = 0
         self.seq = 0
 
     def poll(self, files: list[tuple[str, Path]], *, final: bool) -> list[tuple[str, str]]:
@@ -184,20 +184,13 @@ class Timeline:
 
     def _read_metrics(self) -> None:
         """The rows of metrics.jsonl written since the last read: step -> its time."""
-        try:
-            with open(self.attempt.path / "metrics.jsonl", "rb") as f:
-                f.seek(self.metrics_offset)
-                data = f.read()
-        except OSError:
-            return
-        end = data.rfind(b"\n") + 1
-        self.metrics_offset += end
-        for raw in data[:end].splitlines():
-            try:
-                row = json.loads(raw)
-                self.steps.setdefault(int(row["step"]), float(row["time"]))
-            except (ValueError, KeyError, TypeError):
-                continue
+        from vft.core.runs.metrics import parse_rows
+
+        path = self.attempt.path / "metrics.jsonl"  # its own offsets: never a log line
+        lines = _new_lines("metrics", path, self.metrics_offset, self.metrics_carry)
+        for row in parse_rows("\n".join(lines)):
+            if isinstance(row.get("time"), int | float):
+                self.steps.setdefault(row["step"], float(row["time"]))
 
 
 def _anchor(attempt: Attempt) -> float:
